@@ -1,0 +1,273 @@
+//! WATCH: a stream of JSON events, one per line, from the watch cache.
+//!
+//! Semantics as kube-apiserver: without a resourceVersion (or with "0") the stream starts with
+//! an ADDED event per existing object; with one it replays what happened after it, or sends an
+//! in-stream 410 Expired ERROR when that is no longer known; `sendInitialEvents=true` ends the
+//! initial events with a BOOKMARK annotated `k8s.io/initial-events-end`. Selectors apply to
+//! transitions: an object that stops matching is DELETED for this watcher, one that starts
+//! matching is ADDED. Bookmarks are sent every minute when asked for.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+use volplane_api::resources::ResourceInfo;
+use volplane_store::Revision;
+
+use crate::read::Filter;
+use crate::request::ResourceRequest;
+use crate::server::ApiServer;
+use crate::status::ApiError;
+use crate::table::{IncludeObject, table};
+use crate::watch_cache::{CacheEvent, CachedObject, EventType, TooOld, range_of};
+
+const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// How a watch encodes its objects.
+#[derive(Debug, Clone, Copy)]
+pub enum Encoding {
+    Object,
+    Table(IncludeObject),
+}
+
+/// What the watch must do before streaming live events.
+enum Start {
+    /// ADDED for every matching object of the snapshot, then events after `revision`.
+    Initial { end_bookmark: bool },
+    /// Replay the ring after this revision.
+    After(Revision),
+}
+
+/// Starts a watch; the returned receiver yields the response body's chunks.
+pub async fn start(
+    server: Arc<ApiServer>,
+    req: ResourceRequest,
+    encoding: Encoding,
+) -> Result<mpsc::Receiver<Bytes>, ApiError> {
+    let filter = Filter::from_request(&req)?;
+    let start = plan_start(&server, &req).await?;
+    let timeout = req
+        .query
+        .u64("timeoutSeconds")?
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let bookmarks = req.query.flag("allowWatchBookmarks");
+    let (tx, rx) = mpsc::channel(256);
+    let watcher = Watcher {
+        resource: req.resource,
+        filter,
+        encoding,
+        tx,
+        sent_columns: false,
+        bookmarks,
+    };
+    server.metrics.watch_started();
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(timeout, watcher.run(&server, start)).await;
+        server.metrics.watch_ended();
+    });
+    Ok(rx)
+}
+
+async fn plan_start(server: &ApiServer, req: &ResourceRequest) -> Result<Start, ApiError> {
+    let rv = req.query.get("resourceVersion");
+    if req.query.flag("sendInitialEvents") {
+        if req.query.get("resourceVersionMatch") != Some("NotOlderThan") {
+            return Err(ApiError::invalid_watch(
+                "sendInitialEvents is forbidden for watch unless resourceVersionMatch is set to NotOlderThan",
+            ));
+        }
+        match rv {
+            None | Some("0") => {}
+            Some(rv) => wait_for(server, rv).await?,
+        }
+        if rv.is_none() {
+            server.consistent_cache().await?;
+        }
+        return Ok(Start::Initial { end_bookmark: true });
+    }
+    match rv {
+        None | Some("0") => Ok(Start::Initial {
+            end_bookmark: false,
+        }),
+        Some(rv) => Ok(Start::After(parse_rv(rv)?)),
+    }
+}
+
+fn parse_rv(rv: &str) -> Result<Revision, ApiError> {
+    rv.parse()
+        .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))
+}
+
+async fn wait_for(server: &ApiServer, rv: &str) -> Result<(), ApiError> {
+    let rv = parse_rv(rv)?;
+    if server
+        .cache
+        .wait_for(rv, crate::server::CACHE_CATCH_UP)
+        .await
+    {
+        Ok(())
+    } else {
+        Err(ApiError::timeout(format!(
+            "Too large resource version: {rv}, current: {}",
+            server.cache.current_revision()
+        )))
+    }
+}
+
+impl ApiError {
+    fn invalid_watch(message: &str) -> ApiError {
+        ApiError::new(
+            422,
+            "Invalid",
+            format!(
+                "ListOptions.meta.k8s.io \"\" is invalid: sendInitialEvents: Forbidden: {message}"
+            ),
+        )
+    }
+}
+
+struct Watcher {
+    resource: &'static ResourceInfo,
+    filter: Filter,
+    encoding: Encoding,
+    tx: mpsc::Sender<Bytes>,
+    sent_columns: bool,
+    bookmarks: bool,
+}
+
+impl Watcher {
+    async fn run(mut self, server: &ApiServer, start: Start) -> Option<()> {
+        let (mut rx, mut seen) = match start {
+            Start::Initial { end_bookmark } => {
+                let (objects, revision, rx) = server.cache.snapshot_and_subscribe();
+                let prefix = self
+                    .resource
+                    .storage_prefix_in(self.filter.namespace.as_deref());
+                for (_, obj) in range_of(&objects, &prefix) {
+                    if self.filter.matches(obj) {
+                        self.send(EventType::Added.as_str(), obj).await?;
+                    }
+                }
+                if end_bookmark {
+                    self.bookmark(revision, true).await?;
+                }
+                (rx, revision)
+            }
+            Start::After(after) => match server.cache.subscribe(after) {
+                Ok((backlog, rx)) => {
+                    for event in &backlog {
+                        self.deliver(event).await?;
+                    }
+                    (rx, backlog.last().map_or(after, |e| e.rv))
+                }
+                Err(too_old) => return self.expired(too_old).await,
+            },
+        };
+        let mut ticker = tokio::time::interval(BOOKMARK_EVERY);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                received = rx.recv() => match received {
+                    Ok(event) if event.rv <= seen => {}
+                    Ok(event) => {
+                        seen = event.rv;
+                        self.deliver(&event).await?;
+                    }
+                    Err(RecvError::Lagged(_)) => match server.cache.subscribe(seen) {
+                        // Fell behind the broadcast: catch up from the ring.
+                        Ok((backlog, fresh)) => {
+                            rx = fresh;
+                            for event in &backlog {
+                                seen = event.rv;
+                                self.deliver(event).await?;
+                            }
+                        }
+                        Err(too_old) => return self.expired(too_old).await,
+                    },
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = ticker.tick(), if self.bookmarks => self.bookmark(seen, false).await?,
+                _ = self.tx.closed() => return None,
+            }
+        }
+    }
+
+    /// Sends what this watcher sees of one change, given its selectors.
+    async fn deliver(&mut self, event: &CacheEvent) -> Option<()> {
+        let now = self.filter.matches(&event.object);
+        let before = event.prev.as_ref().is_some_and(|p| self.filter.matches(p));
+        let kind = match event.kind {
+            EventType::Added if now => EventType::Added,
+            EventType::Modified if now && before => EventType::Modified,
+            EventType::Modified if now => EventType::Added,
+            EventType::Modified if before => EventType::Deleted,
+            EventType::Deleted if now => EventType::Deleted,
+            _ => return Some(()),
+        };
+        self.send(kind.as_str(), &event.object).await
+    }
+
+    async fn send(&mut self, kind: &str, obj: &CachedObject) -> Option<()> {
+        let line = match self.encoding {
+            Encoding::Object => {
+                let object = crate::conversion::served_json(self.resource, &obj.json);
+                let mut line = Vec::with_capacity(object.len() + 32);
+                line.extend_from_slice(b"{\"type\":\"");
+                line.extend_from_slice(kind.as_bytes());
+                line.extend_from_slice(b"\",\"object\":");
+                line.extend_from_slice(&object);
+                line.extend_from_slice(b"}\n");
+                line
+            }
+            Encoding::Table(include) => {
+                let value = crate::conversion::served(self.resource, obj.value());
+                let rv = obj.rv.to_string();
+                let t = table(
+                    self.resource,
+                    &[value],
+                    include,
+                    &rv,
+                    !self.sent_columns,
+                    None,
+                );
+                self.sent_columns = true;
+                let mut line =
+                    serde_json::to_vec(&json!({"type": kind, "object": t})).expect("serialises");
+                line.push(b'\n');
+                line
+            }
+        };
+        self.tx.send(Bytes::from(line)).await.ok()
+    }
+
+    async fn bookmark(&mut self, revision: Revision, initial_end: bool) -> Option<()> {
+        let mut metadata = json!({"resourceVersion": revision.to_string()});
+        if initial_end {
+            metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        let object = json!({"kind": self.resource.kind, "apiVersion": self.resource.api_version(), "metadata": metadata});
+        self.send_raw("BOOKMARK", object).await
+    }
+
+    async fn expired(&mut self, too_old: TooOld) -> Option<()> {
+        let message = format!(
+            "too old resource version: {} ({})",
+            too_old.requested, too_old.oldest
+        );
+        let status = ApiError::expired(message).to_status();
+        self.send_raw("ERROR", status).await?;
+        None
+    }
+
+    async fn send_raw(&mut self, kind: &str, object: Value) -> Option<()> {
+        let mut line =
+            serde_json::to_vec(&json!({"type": kind, "object": object})).expect("serialises");
+        line.push(b'\n');
+        self.tx.send(Bytes::from(line)).await.ok()
+    }
+}

@@ -1,0 +1,400 @@
+//! The driver's on-disk state: one JSON record per volume, snapshot and
+//! node-side volume, each replaced atomically (written beside, optionally
+//! fsynced, renamed over), so a crash leaves either the old record or the
+//! new one, never a torn one.
+//!
+//! Layout of the state directory:
+//! ```text
+//! volumes/<volume_id>.json        controller: the volume (VolumeRecord)
+//! images/<volume_id>.img          its sparse backing image
+//! snapshots/<snapshot_id>.json    controller: the snapshot (SnapshotRecord)
+//! snapshot-images/<id>.img        the snapshot's point-in-time image
+//! nodes/<node_id>/node.json       a registered node plugin (NodeRecord)
+//! nodes/<node_id>/volumes/<id>.json   node: what it staged/published
+//! locks/operations.lock          per-volume/snapshot byte-range locks
+//! ```
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use super::capability::Capability;
+use super::error::{DriverError, DriverResult};
+use crate::host::FsKind;
+
+/// Where a volume's content came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ContentSource {
+    /// Restored from this snapshot.
+    Snapshot(String),
+    /// Cloned from this volume.
+    Volume(String),
+}
+
+/// A volume, as the controller knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeRecord {
+    /// The id (derived from the name).
+    pub volume_id: String,
+    /// The CO's name for it.
+    pub name: String,
+    /// Size of the backing image in bytes.
+    pub capacity_bytes: u64,
+    /// The capabilities it was created with.
+    pub capabilities: Vec<Capability>,
+    /// CreateVolume parameters.
+    pub parameters: BTreeMap<String, String>,
+    /// Parameters ControllerModifyVolume may change.
+    pub mutable_parameters: BTreeMap<String, String>,
+    /// The filesystem to make at first stage, when the StorageClass set one.
+    pub fs_kind: Option<FsKind>,
+    /// Restore or clone source.
+    pub content_source: Option<ContentSource>,
+    /// Nodes it is ControllerPublished to, with the readonly flag.
+    pub published_nodes: BTreeMap<String, bool>,
+}
+
+/// A snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotRecord {
+    /// The id (derived from the name).
+    pub snapshot_id: String,
+    /// The CO's name for it.
+    pub name: String,
+    /// The volume it was taken from.
+    pub source_volume_id: String,
+    /// The size of the source volume at that time (the restore size).
+    pub size_bytes: u64,
+    /// When it was taken: seconds since the epoch.
+    pub created_seconds: i64,
+    /// … and nanoseconds.
+    pub created_nanos: i32,
+}
+
+/// A registered node plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeRecord {
+    /// Its node id.
+    pub node_id: String,
+    /// How many volumes may be published to it.
+    pub max_volumes_per_node: i64,
+}
+
+/// A publication of a volume at a target path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetRecord {
+    /// Published read-only.
+    pub readonly: bool,
+    /// The capability it was published with.
+    pub capability: Capability,
+    /// The driver created the target directory or file (and removes it).
+    pub created_target: bool,
+}
+
+/// What a node plugin did with one volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeVolumeRecord {
+    /// The volume.
+    pub volume_id: String,
+    /// Where it is staged.
+    pub staging_path: PathBuf,
+    /// The capability it was staged with.
+    pub capability: Capability,
+    /// The driver created the staging directory (and removes it).
+    pub created_staging_dir: bool,
+    /// The device was blank when staged and the driver makes the
+    /// filesystem: a retry after a crash during mkfs may format it again.
+    #[serde(default)]
+    pub formatting: bool,
+    /// Its publications, by target path.
+    pub targets: BTreeMap<PathBuf, TargetRecord>,
+}
+
+/// The state directory.
+#[derive(Debug)]
+pub struct StateDir {
+    root: PathBuf,
+    sync: bool,
+    sequence: AtomicU64,
+}
+
+impl StateDir {
+    /// Opens (creating) the state directory at `root`; `sync` makes every
+    /// record write durable (fsync of the file and its directory).
+    pub fn open(root: &Path, sync: bool) -> DriverResult<Self> {
+        fs::create_dir_all(root).map_err(DriverError::io("create state directory"))?;
+        let root = root
+            .canonicalize()
+            .map_err(DriverError::io("resolve state directory"))?;
+        for dir in [
+            "volumes",
+            "images",
+            "snapshots",
+            "snapshot-images",
+            "nodes",
+            "locks",
+        ] {
+            fs::create_dir_all(root.join(dir))
+                .map_err(DriverError::io("create state directory"))?;
+        }
+        let state = Self {
+            root,
+            sync,
+            sequence: AtomicU64::new(0),
+        };
+        state.remove_partial_files()?;
+        Ok(state)
+    }
+
+    /// The (canonical) root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Path of a volume record.
+    pub fn volume_path(&self, id: &str) -> PathBuf {
+        self.root.join("volumes").join(format!("{id}.json"))
+    }
+
+    /// Path of a volume's backing image.
+    pub fn image_path(&self, id: &str) -> PathBuf {
+        self.root.join("images").join(format!("{id}.img"))
+    }
+
+    /// Path of a snapshot record.
+    pub fn snapshot_path(&self, id: &str) -> PathBuf {
+        self.root.join("snapshots").join(format!("{id}.json"))
+    }
+
+    /// Path of a snapshot's image.
+    pub fn snapshot_image_path(&self, id: &str) -> PathBuf {
+        self.root.join("snapshot-images").join(format!("{id}.img"))
+    }
+
+    /// Where a copy into `destination` is written before being renamed.
+    pub fn partial_path(&self, destination: &Path) -> PathBuf {
+        let mut name = destination.as_os_str().to_owned();
+        name.push(".partial");
+        PathBuf::from(name)
+    }
+
+    /// The directory of a node plugin.
+    pub fn node_dir(&self, node_id: &str) -> PathBuf {
+        self.root.join("nodes").join(node_id)
+    }
+
+    /// Path of a node-side volume record.
+    pub fn node_volume_path(&self, node_id: &str, volume_id: &str) -> PathBuf {
+        self.node_dir(node_id)
+            .join("volumes")
+            .join(format!("{volume_id}.json"))
+    }
+
+    /// Path of the operation lock file (see `lock.rs`).
+    pub fn lock_path(&self) -> PathBuf {
+        self.root.join("locks").join("operations.lock")
+    }
+
+    /// Reads a record; `Ok(None)` if there is none.
+    pub fn read<T: DeserializeOwned>(&self, path: &Path) -> DriverResult<Option<T>> {
+        let bytes = match fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(state_error(path, e)),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| state_error(path, e))
+    }
+
+    /// Replaces a record atomically; durably when the state directory was
+    /// opened with `sync`.
+    pub fn write<T: Serialize>(&self, path: &Path, record: &T) -> DriverResult<()> {
+        self.write_with(path, record, self.sync)
+    }
+
+    /// Replaces a record atomically without fsync: for records that mirror
+    /// host state the driver re-checks anyway (node records: after a power
+    /// loss the mounts and loop devices they describe are gone too, and the
+    /// CO stages again).
+    pub fn write_volatile<T: Serialize>(&self, path: &Path, record: &T) -> DriverResult<()> {
+        self.write_with(path, record, false)
+    }
+
+    fn write_with<T: Serialize>(&self, path: &Path, record: &T, sync: bool) -> DriverResult<()> {
+        let bytes = serde_json::to_vec_pretty(record).map_err(|e| state_error(path, e))?;
+        let seq = self.sequence.fetch_add(1, Ordering::Relaxed);
+        let mut temporary = path.as_os_str().to_owned();
+        temporary.push(format!(".tmp-{}-{seq}", std::process::id()));
+        let temporary = PathBuf::from(temporary);
+        Self::write_file(&temporary, &bytes, sync)
+            .and_then(|()| fs::rename(&temporary, path))
+            .map_err(|e| {
+                let _ = fs::remove_file(&temporary);
+                state_error(path, e)
+            })?;
+        if sync { self.sync_parent(path) } else { Ok(()) }
+    }
+
+    fn write_file(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
+        file.write_all(bytes)?;
+        if sync {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    fn sync_parent(&self, path: &Path) -> DriverResult<()> {
+        if !self.sync {
+            return Ok(());
+        }
+        let parent = path.parent().unwrap_or(&self.root);
+        File::open(parent)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|e| state_error(parent, e))
+    }
+
+    /// Removes a record; one that is already gone is not an error. Durable
+    /// when the state directory was opened with `sync`.
+    pub fn remove(&self, path: &Path) -> DriverResult<()> {
+        self.remove_volatile(path)?;
+        self.sync_parent(path)
+    }
+
+    /// Removes a file without fsync: an image (an image left by a power
+    /// loss without its record is removed at the next start) or a node
+    /// record.
+    pub fn remove_volatile(&self, path: &Path) -> DriverResult<()> {
+        match fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(state_error(path, e)),
+        }
+    }
+
+    /// The ids of the records in `dir` (`volumes`, `snapshots`, or a node's
+    /// `volumes`), sorted.
+    pub fn list_ids(&self, dir: &Path) -> DriverResult<Vec<String>> {
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(state_error(dir, e)),
+        };
+        let mut ids = Vec::new();
+        for entry in entries {
+            let name = entry.map_err(|e| state_error(dir, e))?.file_name();
+            if let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) {
+                ids.push(id.to_string());
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// All volume ids, sorted.
+    pub fn volume_ids(&self) -> DriverResult<Vec<String>> {
+        self.list_ids(&self.root.join("volumes"))
+    }
+
+    /// All snapshot ids, sorted.
+    pub fn snapshot_ids(&self) -> DriverResult<Vec<String>> {
+        self.list_ids(&self.root.join("snapshots"))
+    }
+
+    /// The ids of all registered node plugins.
+    pub fn node_ids(&self) -> DriverResult<Vec<String>> {
+        let dir = self.root.join("nodes");
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(|e| state_error(&dir, e))? {
+            let entry = entry.map_err(|e| state_error(&dir, e))?;
+            if let Some(name) = entry.file_name().to_str()
+                && entry.path().join("node.json").exists()
+            {
+                ids.push(name.to_string());
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Removes what a crash can leave half-written: `*.tmp-*` records and
+    /// `*.partial` image copies.
+    fn remove_partial_files(&self) -> DriverResult<()> {
+        for dir in ["volumes", "snapshots", "images", "snapshot-images"] {
+            let dir = self.root.join(dir);
+            for entry in fs::read_dir(&dir).map_err(|e| state_error(&dir, e))? {
+                let path = entry.map_err(|e| state_error(&dir, e))?.path();
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                if name.contains(".tmp-") || name.ends_with(".partial") {
+                    self.remove_volatile(&path)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn state_error(path: &Path, error: impl std::fmt::Display) -> DriverError {
+    DriverError::State {
+        path: path.display().to_string(),
+        reason: error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_replaced_atomically_and_partials_removed() {
+        let dir = tempfile::Builder::new()
+            .prefix("vp-state")
+            .tempdir()
+            .unwrap();
+        let state = StateDir::open(dir.path(), true).unwrap();
+        let path = state.volume_path("vol-x");
+        let record = NodeRecord {
+            node_id: "n".into(),
+            max_volumes_per_node: 3,
+        };
+        state.write(&path, &record).unwrap();
+        assert_eq!(state.read::<NodeRecord>(&path).unwrap(), Some(record));
+        assert_eq!(state.volume_ids().unwrap(), vec!["vol-x".to_string()]);
+        fs::write(dir.path().join("volumes/vol-y.json.tmp-1-1"), b"{").unwrap();
+        fs::write(dir.path().join("images/vol-y.img.partial"), b"").unwrap();
+        drop(state);
+        let state = StateDir::open(dir.path(), false).unwrap();
+        assert_eq!(state.volume_ids().unwrap(), vec!["vol-x".to_string()]);
+        assert!(!dir.path().join("images/vol-y.img.partial").exists());
+        state.remove(&path).unwrap();
+        state.remove(&path).unwrap();
+        assert_eq!(state.read::<NodeRecord>(&path).unwrap(), None);
+    }
+
+    #[test]
+    fn a_corrupt_record_is_an_internal_error() {
+        let dir = tempfile::Builder::new()
+            .prefix("vp-state")
+            .tempdir()
+            .unwrap();
+        let state = StateDir::open(dir.path(), false).unwrap();
+        let path = state.volume_path("vol-bad");
+        fs::write(&path, b"not json").unwrap();
+        let err = state.read::<VolumeRecord>(&path).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Internal);
+    }
+}

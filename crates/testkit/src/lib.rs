@@ -1,0 +1,226 @@
+//! The test harness every end-to-end test shares.
+//!
+//! [`Cluster::start`] runs `volplane up` (or any server command) on a fresh temp data directory
+//! and a free loopback port, waits until it answers, and on drop kills it by PID and removes the
+//! directory — also when the test fails. [`Kubectl`] runs the machine's kubectl against it with a
+//! private `--cache-dir`.
+#![forbid(unsafe_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running volplane server process.
+pub struct Cluster {
+    child: Option<Child>,
+    binary: PathBuf,
+    args: Vec<String>,
+    /// The data directory (removed on drop).
+    pub dir: tempfile::TempDir,
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    pub kubeconfig: PathBuf,
+}
+
+impl Cluster {
+    /// Starts `binary up --data-dir <temp> --listen 127.0.0.1:0` plus `extra` arguments.
+    pub fn start(binary: &Path, extra: &[&str]) -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("volplane-test-")
+            .tempdir()
+            .expect("temp dir");
+        let mut args = vec![
+            "up".to_string(),
+            "--data-dir".into(),
+            dir.path().display().to_string(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut cluster = Cluster {
+            child: None,
+            binary: binary.to_path_buf(),
+            args,
+            dir,
+            url: String::new(),
+            kubeconfig: PathBuf::new(),
+        };
+        cluster.spawn();
+        cluster
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(&self.binary)
+            .args(&self.args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting volplane");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut url = None;
+        let mut kubeconfig = None;
+        while url.is_none() || kubeconfig.is_none() {
+            assert!(Instant::now() < deadline, "volplane did not start in time");
+            let line = match lines.next() {
+                Some(Ok(line)) => line,
+                _ => panic!(
+                    "volplane exited before it was serving: {:?}",
+                    child.try_wait()
+                ),
+            };
+            if let Some(u) = line.strip_prefix("volplane is serving on ") {
+                url = Some(u.trim().to_string());
+            }
+            if let Some(k) = line.strip_prefix("export KUBECONFIG=") {
+                kubeconfig = Some(PathBuf::from(k.trim()));
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        self.url = url.expect("checked above");
+        self.kubeconfig = kubeconfig.expect("checked above");
+        self.child = Some(child);
+    }
+
+    /// The listen address as `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        self.url.trim_start_matches("https://").to_string()
+    }
+
+    /// Kills the server with SIGKILL (no chance to flush anything) and waits for it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same data directory and port.
+    pub fn restart(&mut self) {
+        self.kill9();
+        let listen = self.addr();
+        if let Some(i) = self.args.iter().position(|a| a == "--listen") {
+            self.args[i + 1] = listen;
+        }
+        self.spawn();
+    }
+
+    /// The PID of the server process.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// A kubectl bound to this cluster.
+    pub fn kubectl(&self) -> Kubectl {
+        Kubectl::new(&self.kubeconfig)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The machine's kubectl with this cluster's kubeconfig and a private discovery cache.
+pub struct Kubectl {
+    kubeconfig: PathBuf,
+    cache: tempfile::TempDir,
+}
+
+impl Kubectl {
+    pub fn new(kubeconfig: &Path) -> Kubectl {
+        let cache = tempfile::Builder::new()
+            .prefix("volplane-kubectl-cache-")
+            .tempdir()
+            .expect("temp dir");
+        Kubectl {
+            kubeconfig: kubeconfig.to_path_buf(),
+            cache,
+        }
+    }
+
+    /// A kubectl command with the cluster's flags, ready for more arguments.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.cache.path());
+        cmd
+    }
+
+    /// Runs kubectl with `args` (and `stdin` as its input), returning its output.
+    pub fn run_with_input(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        use std::io::Write;
+        let mut cmd = self.command();
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        let mut child = cmd.spawn().expect("running kubectl");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("piped")
+                .write_all(input.as_bytes())
+                .expect("writing kubectl's input");
+        }
+        child.wait_with_output().expect("kubectl output")
+    }
+
+    /// Runs kubectl and returns its stdout; panics with stderr when it fails.
+    pub fn ok(&self, args: &[&str]) -> String {
+        self.ok_with_input(args, None)
+    }
+
+    /// As [`Kubectl::ok`], feeding `stdin`.
+    pub fn ok_with_input(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.run_with_input(args, stdin);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs kubectl expecting failure and returns its stderr.
+    pub fn fails(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.run_with_input(args, stdin);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} succeeded but should have failed:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// `kubectl get … -o json`, parsed.
+    pub fn get_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-o", "json"]);
+        serde_json::from_str(&self.ok(&all)).expect("kubectl printed JSON")
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics after `timeout` with `what`.
+pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

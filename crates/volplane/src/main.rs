@@ -1,0 +1,51 @@
+//! The `volplane` binary: every server role, `up` (all roles in one process), and the tools.
+#![forbid(unsafe_code)]
+
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// volplane: a Kubernetes-compatible storage control plane for containers and virtual machines.
+#[derive(Parser)]
+#[command(name = "volplane", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs every role in one process on the embedded store (or `--store etcd://…`).
+    Up(serve::ServeArgs),
+    /// Runs just the API server.
+    Apiserver(serve::ServeArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Up(args) => serve::up(args).await,
+            Command::Apiserver(args) => serve::apiserver(args).await,
+        }
+    })
+}
+
+/// Logs go to stderr; `RUST_LOG` chooses the level (default `info`), `VOLPLANE_LOG_FORMAT=json`
+/// makes them structured JSON lines.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("VOLPLANE_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

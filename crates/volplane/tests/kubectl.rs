@@ -1,0 +1,388 @@
+//! kubectl against `volplane up`: the commands users run on a real cluster, checked by what
+//! kubectl prints and what the server then holds.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use volplane_testkit::{Cluster, Kubectl, eventually};
+
+fn start() -> Cluster {
+    Cluster::start(env!("CARGO_BIN_EXE_volplane").as_ref(), &[])
+}
+
+fn example(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name);
+    path.display().to_string()
+}
+
+fn apply_all_examples(k: &Kubectl, extra: &[&str]) {
+    for file in [
+        "01-static-pv-and-claim.yaml",
+        "02-pod-using-claim.yaml",
+        "03-projected-volume.yaml",
+        "04-local-pv-wffc.yaml",
+        "05-dynamic-provisioning.yaml",
+        "06-hotplug-datavolume.yaml",
+        "07-virtual-machine.yaml",
+    ] {
+        let path = example(file);
+        let mut args = vec!["apply", "-f", path.as_str()];
+        args.extend_from_slice(extra);
+        k.ok(&args);
+    }
+}
+
+#[test]
+fn every_example_applies_client_side_and_is_served_back() {
+    let cluster = start();
+    let k = cluster.kubectl();
+    apply_all_examples(&k, &[]);
+    let pvc = k.get_json(&["pvc", "foo-pvc", "-n", "foo"]);
+    assert_eq!(pvc["spec"]["volumeName"], "foo-pv");
+    assert!(
+        pvc["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .is_string()
+    );
+    let finalizers = pvc["metadata"]["finalizers"].as_array().unwrap();
+    assert!(
+        finalizers
+            .iter()
+            .any(|f| f == "kubernetes.io/pvc-protection")
+    );
+    // The default class of example 05 was assigned to its class-less claim.
+    let data = k.get_json(&["pvc", "data"]);
+    assert_eq!(data["spec"]["storageClassName"], "local-csi");
+    let dv = k.get_json(&["dv", "example-volume-hotplug"]);
+    assert_eq!(dv["spec"]["pvc"]["resources"]["requests"]["storage"], "5Gi");
+    let vm = k.get_json(&["vm", "vm-fedora"]);
+    assert_eq!(
+        vm["spec"]["template"]["spec"]["domain"]["devices"]["disks"][0]["name"],
+        "rootdisk"
+    );
+    // Re-applying unchanged manifests changes nothing.
+    let rv = pvc["metadata"]["resourceVersion"].clone();
+    apply_all_examples(&k, &[]);
+    assert_eq!(
+        k.get_json(&["pvc", "foo-pvc", "-n", "foo"])["metadata"]["resourceVersion"],
+        rv
+    );
+}
+
+#[test]
+fn every_example_applies_server_side() {
+    let cluster = start();
+    let k = cluster.kubectl();
+    apply_all_examples(&k, &["--server-side"]);
+    let pv = k.get_json(&["pv", "example-local-pv", "--show-managed-fields"]);
+    let managers: Vec<&str> = pv["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["manager"].as_str().unwrap())
+        .collect();
+    assert!(managers.contains(&"kubectl"), "{managers:?}");
+    apply_all_examples(&k, &["--server-side"]);
+}
+
+const CLAIM: &str = r#"
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: c1
+  labels:
+    team: storage
+    tier: gold
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: slow
+  resources:
+    requests:
+      storage: 1Gi
+"#;
+
+#[test]
+fn reapply_with_changed_and_removed_field_client_side() {
+    let cluster = start();
+    let k = cluster.kubectl();
+    k.ok_with_input(&["apply", "-f", "-"], Some(CLAIM));
+    let changed = CLAIM
+        .replace("    tier: gold\n", "")
+        .replace("team: storage", "team: platform");
+    k.ok_with_input(&["apply", "-f", "-"], Some(&changed));
+    let pvc = k.get_json(&["pvc", "c1"]);
+    assert_eq!(pvc["metadata"]["labels"]["team"], "platform");
+    assert!(
+        pvc["metadata"]["labels"].get("tier").is_none(),
+        "removed label is gone: {}",
+        pvc["metadata"]["labels"]
+    );
+}
+
+#[test]
+fn reapply_with_changed_and_removed_field_server_side() {
+    let cluster = start();
+    let k = cluster.kubectl();
+    k.ok_with_input(&["apply", "--server-side", "-f", "-"], Some(CLAIM));
+    let changed = CLAIM
+        .replace("    tier: gold\n", "")
+        .replace("team: storage", "team: platform");
+    k.ok_with_input(&["apply", "--server-side", "-f", "-"], Some(&changed));
+    let pvc = k.get_json(&["pvc", "c1"]);
+    assert_eq!(pvc["metadata"]["labels"]["team"], "platform");
+    assert!(pvc["metadata"]["labels"].get("tier").is_none());
+    // Another manager changing a field this one owns conflicts unless forced.
+    let other = changed.replace("team: platform", "team: other");
+    let err = k.fails(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "intruder",
+            "-f",
+            "-",
+        ],
+        Some(&other),
+    );
+    assert!(err.contains("conflict"), "{err}");
+    k.ok_with_input(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "intruder",
+            "--force-conflicts",
+            "-f",
+            "-",
+        ],
+        Some(&other),
+    );
+    assert_eq!(
+        k.get_json(&["pvc", "c1"])["metadata"]["labels"]["team"],
+        "other"
+    );
+}
+
+#[test]
+fn get_prints_the_upstream_table_columns() {
+    let cluster = start();
+    let k = cluster.kubectl();
+    k.ok(&["apply", "-f", &example("01-static-pv-and-claim.yaml")]);
+    let out = k.ok(&["get", "pvc", "-n", "foo"]);
+    let header = out.lines().next().unwrap();
+    for column in [
+        "NAME",
+        "STATUS",
+        "VOLUME",
+        "CAPACITY",
+        "ACCESS MODES",
+        "STORAGECLASS",
+        "AGE",
+    ] {
+        assert!(header.contains(column), "{header}");
+    }
+    assert!(out.contains("foo-pvc"), "{out}");
+    let out = k.ok(&["get", "pv"]);
+    for column in [
+        "CAPACITY",
+        "ACCESS MODES",
+        "RECLAIM POLICY",
+        "STATUS",
+        "CLAIM",
+    ] {
+        assert!(out.lines().next().unwrap().contains(column), "{out}");
+    }
+    assert!(out.contains("RWO") && out.contains("Retain"), "{out}");
+    let yaml = k.ok(&["get", "pv", "foo-pv", "-o", "yaml"]);
+    assert!(
+        yaml.contains("kind: PersistentVolume") && yaml.contains("resourceVersion:"),
+        "{yaml}"
+    );
+}
+
+#[test]
+fn patch_of_all_three_types() {
+    let cluster = start();
+    let k = cluster.kubectl();
+    k.ok(&["create", "configmap", "cfg", "--from-literal=a=1"]);
+    k.ok(&["patch", "configmap", "cfg", "-p", r#"{"data":{"b":"2"}}"#]);
+    k.ok(&[
+        "patch",
+        "configmap",
+        "cfg",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"a":null}}"#,
+    ]);
+    k.ok(&[
+        "patch",
+        "configmap",
+        "cfg",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"test","path":"/data/b","value":"2"},{"op":"add","path":"/data/c","value":"3"}]"#,
+    ]);
+    let cm = k.get_json(&["configmap", "cfg"]);
+    assert_eq!(cm["data"], serde_json::json!({"b": "2", "c": "3"}));
+    let err = k.fails(
+        &[
+            "patch",
+            "configmap",
+            "cfg",
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op":"test","path":"/data/b","value":"9"}]"#,
+        ],
+        None,
+    );
+    assert!(err.contains("test"), "{err}");
+}
+
+#[test]
+fn delete_of_an_object_with_a_finalizer_waits_until_it_is_removed() {
+    let cluster = start();
+    let k = cluster.kubectl();
+    k.ok(&["create", "configmap", "held"]);
+    k.ok(&[
+        "patch",
+        "configmap",
+        "held",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+    ]);
+    let mut delete = k.command();
+    delete.args(["delete", "configmap", "held", "--timeout=60s"]);
+    let mut child = delete.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let terminating = eventually(Duration::from_secs(20), "deletionTimestamp", || {
+        let cm = k.get_json(&["configmap", "held"]);
+        cm["metadata"]["deletionTimestamp"]
+            .as_str()
+            .map(String::from)
+    });
+    assert!(!terminating.is_empty());
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "kubectl delete returned while the finalizer remained"
+    );
+    k.ok(&[
+        "patch",
+        "configmap",
+        "held",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+    ]);
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    let err = k.fails(&["get", "configmap", "held"], None);
+    assert!(
+        err.contains("NotFound") || err.contains("not found"),
+        "{err}"
+    );
+}
+
+#[test]
+fn api_resources_explain_and_wait() {
+    let cluster = start();
+    let k = cluster.kubectl();
+    let out = k.ok(&["api-resources"]);
+    for line in [
+        "persistentvolumeclaims",
+        "pvc",
+        "virtualmachineinstances",
+        "vmi",
+        "datavolumes",
+        "volumesnapshots",
+    ] {
+        assert!(out.contains(line), "{line} missing from:\n{out}");
+    }
+    let explain = k.ok(&["explain", "pvc.spec"]);
+    assert!(explain.contains("accessModes"), "{explain}");
+    let explain = k.ok(&["explain", "vm.spec.template"]);
+    assert!(explain.contains("spec"), "{explain}");
+    k.ok(&["create", "configmap", "w", "--from-literal=ready=no"]);
+    let mut wait = k.command();
+    wait.args([
+        "wait",
+        "configmap/w",
+        "--for=jsonpath={.data.ready}=yes",
+        "--timeout=60s",
+    ]);
+    let child = wait.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    k.ok(&[
+        "patch",
+        "configmap",
+        "w",
+        "-p",
+        r#"{"data":{"ready":"yes"}}"#,
+    ]);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("condition met"));
+}
+
+#[test]
+fn get_watch_sees_added_modified_deleted() {
+    let cluster = start();
+    let k = cluster.kubectl();
+    let mut watch = k.command();
+    watch.args([
+        "get",
+        "configmaps",
+        "-w",
+        "--output-watch-events",
+        "--request-timeout=60s",
+    ]);
+    let mut child = watch.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    k.ok(&["create", "configmap", "watched"]);
+    k.ok(&[
+        "patch",
+        "configmap",
+        "watched",
+        "-p",
+        r#"{"data":{"x":"1"}}"#,
+    ]);
+    k.ok(&["delete", "configmap", "watched"]);
+    std::thread::sleep(Duration::from_millis(800));
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let events: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("watched"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(events, vec!["ADDED", "MODIFIED", "DELETED"], "{text}");
+}
+
+#[test]
+fn describe_pvc_shows_its_events() {
+    let cluster = start();
+    let k = cluster.kubectl();
+    k.ok_with_input(&["apply", "-f", "-"], Some(CLAIM));
+    let uid = k.get_json(&["pvc", "c1"])["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let event = format!(
+        r#"{{"apiVersion":"events.k8s.io/v1","kind":"Event","metadata":{{"name":"c1.1","namespace":"default"}},
+            "eventTime":"2026-01-01T00:00:00.000000Z","reportingController":"volplane.io/pv-binder","reportingInstance":"x",
+            "action":"Binding","reason":"ProvisioningFailed","note":"no volume plugin matched",
+            "type":"Warning","regarding":{{"kind":"PersistentVolumeClaim","namespace":"default","name":"c1","uid":"{uid}","apiVersion":"v1"}}}}"#
+    );
+    k.ok_with_input(&["create", "-f", "-"], Some(&event));
+    let out = k.ok(&["describe", "pvc", "c1"]);
+    assert!(
+        out.contains("ProvisioningFailed") && out.contains("no volume plugin matched"),
+        "{out}"
+    );
+}
