@@ -40,7 +40,7 @@ pub(crate) fn opaque_list(_: &mut schemars::SchemaGenerator) -> schemars::Schema
 }
 
 /// The desired state of a running VM.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "kubevirt.io",
     version = "v1",
@@ -853,7 +853,7 @@ pub struct PersistentVolumeClaimInfo {
 }
 
 /// A VM: a VMI template and whether it should run.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "kubevirt.io",
     version = "v1",

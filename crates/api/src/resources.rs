@@ -117,6 +117,8 @@ impl ResourceInfo {
 
 use Subresource::{Binding, Finalize, Log, Status};
 
+// Positional on purpose: the table below reads as one row per resource.
+#[allow(clippy::too_many_arguments)]
 const fn res(
     group: &'static str,
     version: &'static str,

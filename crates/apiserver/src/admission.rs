@@ -95,8 +95,8 @@ async fn check_namespace_open(server: &ApiServer, namespace: &str) -> Result<(),
                     "NotFound",
                     format!("namespaces \"{namespace}\" not found"),
                 );
-                err.name = Some(namespace.to_string());
-                err.kind = Some("namespaces".into());
+                err.details.name = Some(namespace.to_string());
+                err.details.kind = Some("namespaces".into());
                 return Err(err);
             }
         },
@@ -109,8 +109,8 @@ async fn check_namespace_open(server: &ApiServer, namespace: &str) -> Result<(),
                 "unable to create new content in namespace {namespace} because it is being terminated"
             ),
         );
-        err.name = Some(namespace.to_string());
-        err.kind = Some("namespaces".into());
+        err.details.name = Some(namespace.to_string());
+        err.details.kind = Some("namespaces".into());
         return Err(err);
     }
     Ok(())
@@ -167,7 +167,7 @@ fn check_resize_allowed(
             resource.plural
         ),
     );
-    err.name = Some(name.to_string());
-    err.kind = Some(resource.plural.to_string());
+    err.details.name = Some(name.to_string());
+    err.details.kind = Some(resource.plural.to_string());
     Err(err)
 }

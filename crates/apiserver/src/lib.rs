@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod namespace_lifecycle;
 pub mod object;
 pub mod patching;
+pub mod protobuf;
 pub mod read;
 pub mod request;
 pub mod selectors;

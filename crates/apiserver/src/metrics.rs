@@ -125,29 +125,6 @@ impl Metrics {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_counters_and_histograms() {
-        let m = Metrics::default();
-        m.observe_request(
-            "create",
-            "persistentvolumeclaims",
-            201,
-            Duration::from_millis(3),
-        );
-        m.observe_commit(Duration::from_millis(2));
-        m.watch_started();
-        let text = m.render();
-        assert!(text.contains("apiserver_request_total{verb=\"create\",resource=\"persistentvolumeclaims\",code=\"201\"} 1"));
-        assert!(text.contains("apiserver_request_duration_seconds_bucket{verb=\"create\",resource=\"persistentvolumeclaims\",le=\"0.005\"} 1"));
-        assert!(text.contains("apiserver_registered_watchers 1"));
-        assert!(text.contains("volplane_store_commit_duration_seconds_count{} 1"));
-    }
-}
-
 /// A store that records the latency of every write in [`Metrics`].
 pub struct TimedStore {
     inner: std::sync::Arc<dyn volplane_store::Store>,
@@ -208,5 +185,28 @@ impl volplane_store::Store for TimedStore {
     }
     async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
         self.inner.compact(revision).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histograms() {
+        let m = Metrics::default();
+        m.observe_request(
+            "create",
+            "persistentvolumeclaims",
+            201,
+            Duration::from_millis(3),
+        );
+        m.observe_commit(Duration::from_millis(2));
+        m.watch_started();
+        let text = m.render();
+        assert!(text.contains("apiserver_request_total{verb=\"create\",resource=\"persistentvolumeclaims\",code=\"201\"} 1"));
+        assert!(text.contains("apiserver_request_duration_seconds_bucket{verb=\"create\",resource=\"persistentvolumeclaims\",le=\"0.005\"} 1"));
+        assert!(text.contains("apiserver_registered_watchers 1"));
+        assert!(text.contains("volplane_store_commit_duration_seconds_count{} 1"));
     }
 }

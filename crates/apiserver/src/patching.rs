@@ -224,7 +224,7 @@ fn patch_error(err: PatchError) -> ApiError {
 
 fn apply_error(err: ApplyError) -> ApiError {
     let mut api = ApiError::new(err.status_code(), err.reason(), err.to_string());
-    api.causes = err
+    api.details.causes = err
         .conflicts()
         .iter()
         .map(|c| Cause {

@@ -20,6 +20,13 @@ pub struct ApiError {
     /// Upstream `StatusReason` (`NotFound`, `AlreadyExists`, `Conflict`, `Invalid`, …).
     pub reason: &'static str,
     pub message: String,
+    /// `Status.details`, boxed: errors travel through every `Result` of a request.
+    pub details: Box<Details>,
+}
+
+/// The `details` of a `Status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Details {
     /// `details.name`.
     pub name: Option<String>,
     /// `details.group`, omitted when empty.
@@ -33,23 +40,14 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            code,
-            reason,
-            message: message.into(),
-            name: None,
-            group: None,
-            kind: None,
-            causes: Vec::new(),
-            retry_after: None,
-        }
+        ApiError { code, reason, message: message.into(), details: Box::default() }
     }
 
     fn with_details(mut self, resource: &ResourceInfo, name: &str) -> ApiError {
-        self.name = Some(name.to_string());
-        self.kind = Some(resource.plural.to_string());
+        self.details.name = Some(name.to_string());
+        self.details.kind = Some(resource.plural.to_string());
         if !resource.group.is_empty() {
-            self.group = Some(resource.group.to_string());
+            self.details.group = Some(resource.group.to_string());
         }
         self
     }
@@ -100,12 +98,12 @@ impl ApiError {
         causes: Vec<Cause>,
     ) -> ApiError {
         let mut err = ApiError::new(422, "Invalid", message);
-        err.name = Some(name.to_string());
-        err.kind = Some(resource.kind.to_string());
+        err.details.name = Some(name.to_string());
+        err.details.kind = Some(resource.kind.to_string());
         if !resource.group.is_empty() {
-            err.group = Some(resource.group.to_string());
+            err.details.group = Some(resource.group.to_string());
         }
-        err.causes = causes;
+        err.details.causes = causes;
         err
     }
 
@@ -155,7 +153,7 @@ impl ApiError {
     /// 504 Timeout, with a hint to retry.
     pub fn timeout(message: impl Into<String>) -> ApiError {
         let mut err = ApiError::new(504, "Timeout", message);
-        err.retry_after = Some(1);
+        err.details.retry_after = Some(1);
         err
     }
 
@@ -175,24 +173,25 @@ impl ApiError {
             "code": self.code,
         });
         let mut details = serde_json::Map::new();
-        if let Some(name) = &self.name {
+        if let Some(name) = &self.details.name {
             details.insert("name".into(), json!(name));
         }
-        if let Some(group) = &self.group {
+        if let Some(group) = &self.details.group {
             details.insert("group".into(), json!(group));
         }
-        if let Some(kind) = &self.kind {
+        if let Some(kind) = &self.details.kind {
             details.insert("kind".into(), json!(kind));
         }
-        if !self.causes.is_empty() {
+        if !self.details.causes.is_empty() {
             let causes: Vec<Value> = self
+                .details
                 .causes
                 .iter()
                 .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
                 .collect();
             details.insert("causes".into(), Value::Array(causes));
         }
-        if let Some(secs) = self.retry_after {
+        if let Some(secs) = self.details.retry_after {
             details.insert("retryAfterSeconds".into(), json!(secs));
         }
         if !details.is_empty() {

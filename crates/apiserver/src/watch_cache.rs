@@ -74,6 +74,9 @@ pub struct CacheEvent {
     pub prev: Option<Arc<CachedObject>>,
 }
 
+/// The backlog of events a watch replays, and the receiver of every later event.
+pub type Subscription = (Vec<Arc<CacheEvent>>, broadcast::Receiver<Arc<CacheEvent>>);
+
 /// A watch that starts too far back: the ring no longer holds the events after `requested`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooOld {
@@ -381,7 +384,7 @@ impl WatchCache {
     pub fn subscribe(
         &self,
         after: Revision,
-    ) -> Result<(Vec<Arc<CacheEvent>>, broadcast::Receiver<Arc<CacheEvent>>), TooOld> {
+    ) -> Result<Subscription, TooOld> {
         let state = self.state.read().expect("cache lock poisoned");
         if after < state.ring_floor {
             return Err(TooOld {

@@ -598,12 +598,22 @@ fn bump_generation(current: &Value, new: &mut Value) {
 
 /// True when storing `new` would change nothing (resourceVersion aside).
 fn same_object(current: &Value, new: &Value) -> bool {
-    let strip = |v: &Value| {
-        let mut v = v.clone();
-        v.remove_meta("resourceVersion");
-        v
+    let (Some(a), Some(b)) = (current.as_object(), new.as_object()) else {
+        return current == new;
     };
-    strip(current) == strip(new)
+    let same_meta = |x: Option<&Value>, y: Option<&Value>| {
+        let empty = serde_json::Map::new();
+        let x = x.and_then(Value::as_object).unwrap_or(&empty);
+        let y = y.and_then(Value::as_object).unwrap_or(&empty);
+        let without_rv = |m: &serde_json::Map<String, Value>| m.keys().filter(|k| *k != "resourceVersion").count();
+        without_rv(x) == without_rv(y)
+            && x.iter().filter(|(k, _)| *k != "resourceVersion").all(|(k, v)| y.get(k) == Some(v))
+    };
+    a.len() == b.len()
+        && a.iter().all(|(k, v)| match k.as_str() {
+            "metadata" => same_meta(Some(v), b.get("metadata")),
+            _ => b.get(k) == Some(v),
+        })
 }
 
 /// `DeleteOptions`, from the body or the query string.
@@ -708,5 +718,39 @@ fn mark_deleting(resource: &ResourceInfo, obj: &mut Value, options: &DeleteOptio
     }
     if resource.kind == "Namespace" {
         obj["status"]["phase"] = json!("Terminating");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_object_ignores_only_resource_version() {
+        let a = json!({"metadata": {"name": "x", "resourceVersion": "1"}, "spec": {"a": 1}});
+        let b = json!({"metadata": {"name": "x", "resourceVersion": "2"}, "spec": {"a": 1}});
+        assert!(same_object(&a, &b));
+        let c = json!({"metadata": {"name": "x", "labels": {"l": "v"}}, "spec": {"a": 1}});
+        assert!(!same_object(&a, &c));
+        let d = json!({"metadata": {"name": "x"}, "spec": {"a": 2}});
+        assert!(!same_object(&a, &d));
+    }
+
+    #[test]
+    fn generation_bumps_only_on_spec_changes() {
+        let current = json!({"metadata": {"generation": 3}, "spec": {"a": 1}, "status": {"p": 1}});
+        let mut status_only = json!({"metadata": {}, "spec": {"a": 1}, "status": {"p": 2}});
+        bump_generation(&current, &mut status_only);
+        assert_eq!(status_only["metadata"]["generation"], 3);
+        let mut spec_change = json!({"metadata": {}, "spec": {"a": 2}});
+        bump_generation(&current, &mut spec_change);
+        assert_eq!(spec_change["metadata"]["generation"], 4);
+    }
+
+    #[test]
+    fn generate_name_suffix_uses_upstream_alphabet() {
+        let suffix = random_suffix();
+        assert_eq!(suffix.len(), 5);
+        assert!(suffix.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
     }
 }

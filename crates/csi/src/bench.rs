@@ -185,6 +185,7 @@ impl Run {
 /// The environment of a benchmark run.
 struct Bench {
     client: CsiClient,
+    sync_state: bool,
     host: Host,
     dir: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
@@ -241,6 +242,7 @@ impl Bench {
         )?;
         Ok(Self {
             client,
+            sync_state: options.sync_state,
             host: Host::kernel(),
             dir: dir.to_path_buf(),
             shutdown,
@@ -548,7 +550,7 @@ impl Bench {
         } else {
             self.host.filesystems.freeze(staging)?;
         }
-        let copied = image::copy(image_path, &partial, &copy, 0);
+        let copied = image::copy(image_path, &partial, &copy, 0, self.sync_state);
         if !block {
             self.host.filesystems.thaw(staging)?;
         }

@@ -6,6 +6,8 @@
 //! private `--cache-dir`.
 #![forbid(unsafe_code)]
 
+pub mod etcd;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -16,6 +18,8 @@ pub struct Cluster {
     child: Option<Child>,
     binary: PathBuf,
     args: Vec<String>,
+    /// Extra environment variables of the server process.
+    env: Vec<(String, String)>,
     /// The data directory (removed on drop).
     pub dir: tempfile::TempDir,
     /// `https://127.0.0.1:PORT`.
@@ -26,6 +30,13 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `binary up --data-dir <temp> --listen 127.0.0.1:0` plus `extra` arguments.
     pub fn start(binary: &Path, extra: &[&str]) -> Cluster {
+        Cluster::start_with_env(binary, extra, &[])
+    }
+
+    /// As [`Cluster::start`], with extra environment variables for the server (kept across
+    /// [`Cluster::restart`]), e.g. `RUST_LOG=warn` for tests whose thousands of writes would
+    /// otherwise bury a failure under info lines.
+    pub fn start_with_env(binary: &Path, extra: &[&str], env: &[(&str, &str)]) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("volplane-test-")
             .tempdir()
@@ -42,6 +53,10 @@ impl Cluster {
             child: None,
             binary: binary.to_path_buf(),
             args,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             dir,
             url: String::new(),
             kubeconfig: PathBuf::new(),
@@ -53,6 +68,7 @@ impl Cluster {
     fn spawn(&mut self) {
         let mut child = Command::new(&self.binary)
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

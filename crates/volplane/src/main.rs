@@ -1,6 +1,7 @@
 //! The `volplane` binary: every server role, `up` (all roles in one process), and the tools.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,8 @@ enum Command {
     Up(serve::ServeArgs),
     /// Runs just the API server.
     Apiserver(serve::ServeArgs),
+    /// Benchmarks (`volplane bench api`).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,6 +34,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Up(args) => serve::up(args).await,
             Command::Apiserver(args) => serve::apiserver(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     })
 }

@@ -37,8 +37,11 @@ fn apply_all_examples(k: &Kubectl, extra: &[&str]) {
 #[test]
 fn every_example_applies_client_side_and_is_served_back() {
     let cluster = start();
-    let k = cluster.kubectl();
-    apply_all_examples(&k, &[]);
+    every_example_applies_client_side_and_is_served_back_on(&cluster.kubectl());
+}
+
+fn every_example_applies_client_side_and_is_served_back_on(k: &Kubectl) {
+    apply_all_examples(k, &[]);
     let pvc = k.get_json(&["pvc", "foo-pvc", "-n", "foo"]);
     assert_eq!(pvc["spec"]["volumeName"], "foo-pv");
     assert!(
@@ -63,7 +66,7 @@ fn every_example_applies_client_side_and_is_served_back() {
     );
     // Re-applying unchanged manifests changes nothing.
     let rv = pvc["metadata"]["resourceVersion"].clone();
-    apply_all_examples(&k, &[]);
+    apply_all_examples(k, &[]);
     assert_eq!(
         k.get_json(&["pvc", "foo-pvc", "-n", "foo"])["metadata"]["resourceVersion"],
         rv
@@ -73,8 +76,11 @@ fn every_example_applies_client_side_and_is_served_back() {
 #[test]
 fn every_example_applies_server_side() {
     let cluster = start();
-    let k = cluster.kubectl();
-    apply_all_examples(&k, &["--server-side"]);
+    every_example_applies_server_side_on(&cluster.kubectl());
+}
+
+fn every_example_applies_server_side_on(k: &Kubectl) {
+    apply_all_examples(k, &["--server-side"]);
     let pv = k.get_json(&["pv", "example-local-pv", "--show-managed-fields"]);
     let managers: Vec<&str> = pv["metadata"]["managedFields"]
         .as_array()
@@ -83,7 +89,7 @@ fn every_example_applies_server_side() {
         .map(|m| m["manager"].as_str().unwrap())
         .collect();
     assert!(managers.contains(&"kubectl"), "{managers:?}");
-    apply_all_examples(&k, &["--server-side"]);
+    apply_all_examples(k, &["--server-side"]);
 }
 
 const CLAIM: &str = r#"
@@ -105,7 +111,10 @@ spec:
 #[test]
 fn reapply_with_changed_and_removed_field_client_side() {
     let cluster = start();
-    let k = cluster.kubectl();
+    reapply_with_changed_and_removed_field_client_side_on(&cluster.kubectl());
+}
+
+fn reapply_with_changed_and_removed_field_client_side_on(k: &Kubectl) {
     k.ok_with_input(&["apply", "-f", "-"], Some(CLAIM));
     let changed = CLAIM
         .replace("    tier: gold\n", "")
@@ -123,7 +132,10 @@ fn reapply_with_changed_and_removed_field_client_side() {
 #[test]
 fn reapply_with_changed_and_removed_field_server_side() {
     let cluster = start();
-    let k = cluster.kubectl();
+    reapply_with_changed_and_removed_field_server_side_on(&cluster.kubectl());
+}
+
+fn reapply_with_changed_and_removed_field_server_side_on(k: &Kubectl) {
     k.ok_with_input(&["apply", "--server-side", "-f", "-"], Some(CLAIM));
     let changed = CLAIM
         .replace("    tier: gold\n", "")
@@ -167,7 +179,10 @@ fn reapply_with_changed_and_removed_field_server_side() {
 #[test]
 fn get_prints_the_upstream_table_columns() {
     let cluster = start();
-    let k = cluster.kubectl();
+    get_prints_the_upstream_table_columns_on(&cluster.kubectl());
+}
+
+fn get_prints_the_upstream_table_columns_on(k: &Kubectl) {
     k.ok(&["apply", "-f", &example("01-static-pv-and-claim.yaml")]);
     let out = k.ok(&["get", "pvc", "-n", "foo"]);
     let header = out.lines().next().unwrap();
@@ -204,7 +219,10 @@ fn get_prints_the_upstream_table_columns() {
 #[test]
 fn patch_of_all_three_types() {
     let cluster = start();
-    let k = cluster.kubectl();
+    patch_of_all_three_types_on(&cluster.kubectl());
+}
+
+fn patch_of_all_three_types_on(k: &Kubectl) {
     k.ok(&["create", "configmap", "cfg", "--from-literal=a=1"]);
     k.ok(&["patch", "configmap", "cfg", "-p", r#"{"data":{"b":"2"}}"#]);
     k.ok(&[
@@ -245,7 +263,10 @@ fn patch_of_all_three_types() {
 #[test]
 fn delete_of_an_object_with_a_finalizer_waits_until_it_is_removed() {
     let cluster = start();
-    let k = cluster.kubectl();
+    delete_of_an_object_with_a_finalizer_waits_until_it_is_removed_on(&cluster.kubectl());
+}
+
+fn delete_of_an_object_with_a_finalizer_waits_until_it_is_removed_on(k: &Kubectl) {
     k.ok(&["create", "configmap", "held"]);
     k.ok(&[
         "patch",
@@ -291,7 +312,10 @@ fn delete_of_an_object_with_a_finalizer_waits_until_it_is_removed() {
 #[test]
 fn api_resources_explain_and_wait() {
     let cluster = start();
-    let k = cluster.kubectl();
+    api_resources_explain_and_wait_on(&cluster.kubectl());
+}
+
+fn api_resources_explain_and_wait_on(k: &Kubectl) {
     let out = k.ok(&["api-resources"]);
     for line in [
         "persistentvolumeclaims",
@@ -332,7 +356,10 @@ fn api_resources_explain_and_wait() {
 #[test]
 fn get_watch_sees_added_modified_deleted() {
     let cluster = start();
-    let k = cluster.kubectl();
+    get_watch_sees_added_modified_deleted_on(&cluster.kubectl());
+}
+
+fn get_watch_sees_added_modified_deleted_on(k: &Kubectl) {
     let mut watch = k.command();
     watch.args([
         "get",
@@ -367,7 +394,10 @@ fn get_watch_sees_added_modified_deleted() {
 #[test]
 fn describe_pvc_shows_its_events() {
     let cluster = start();
-    let k = cluster.kubectl();
+    describe_pvc_shows_its_events_on(&cluster.kubectl());
+}
+
+fn describe_pvc_shows_its_events_on(k: &Kubectl) {
     k.ok_with_input(&["apply", "-f", "-"], Some(CLAIM));
     let uid = k.get_json(&["pvc", "c1"])["metadata"]["uid"]
         .as_str()
@@ -385,4 +415,38 @@ fn describe_pvc_shows_its_events() {
         out.contains("ProvisioningFailed") && out.contains("no volume plugin matched"),
         "{out}"
     );
+}
+
+fn start_on_etcd(etcd: &volplane_testkit::etcd::EtcdServer) -> Cluster {
+    let store = format!("etcd://{}", etcd.client_url().trim_start_matches("http://"));
+    Cluster::start(
+        env!("CARGO_BIN_EXE_volplane").as_ref(),
+        &["--store", &store],
+    )
+}
+
+/// The client-side scenarios with objects kept in etcd (`volplane up --store etcd://…`).
+#[test]
+fn kubectl_client_side_scenarios_against_etcd() {
+    let etcd = volplane_testkit::etcd::EtcdServer::start();
+    let cluster = start_on_etcd(&etcd);
+    let k = cluster.kubectl();
+    every_example_applies_client_side_and_is_served_back_on(&k);
+    reapply_with_changed_and_removed_field_client_side_on(&k);
+    describe_pvc_shows_its_events_on(&k);
+    get_prints_the_upstream_table_columns_on(&k);
+    patch_of_all_three_types_on(&k);
+    delete_of_an_object_with_a_finalizer_waits_until_it_is_removed_on(&k);
+    api_resources_explain_and_wait_on(&k);
+    get_watch_sees_added_modified_deleted_on(&k);
+}
+
+/// The server-side apply scenarios with objects kept in etcd.
+#[test]
+fn kubectl_server_side_scenarios_against_etcd() {
+    let etcd = volplane_testkit::etcd::EtcdServer::start();
+    let cluster = start_on_etcd(&etcd);
+    let k = cluster.kubectl();
+    every_example_applies_server_side_on(&k);
+    reapply_with_changed_and_removed_field_server_side_on(&k);
 }

@@ -1,6 +1,7 @@
 //! Pod rules for what concerns storage: volumes (`ValidateVolumes`) and the containers' volume
-//! mounts and devices (`validateVolumeMounts`, `validateVolumeDevices`). The rest of a pod's
-//! spec (probes, ports, resources, security) is not validated here.
+//! mounts and devices (`validateVolumeMounts`, `validateVolumeDevices`), and which fields an
+//! update may change (`ValidatePodUpdate`). The rest of a pod's spec (probes, ports, resources,
+//! security) is not validated here.
 
 use std::collections::{HashMap, HashSet};
 
@@ -50,15 +51,172 @@ const MOUNT_PROPAGATION_MODES: &[&str] = &["Bidirectional", "HostToContainer", "
 /// `0777`: the largest file mode a volume may set.
 const MAX_FILE_MODE: i64 = 0o777;
 
-pub(super) fn validate(obj: &Value, _old: Option<&Value>) -> Vec<FieldError> {
+pub(super) fn validate(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let path = Path::new("spec");
     let spec = obj.get("spec").unwrap_or(&Value::Null);
     let (volumes, mut errs) = validate_volumes(spec, &path.child("volumes"));
+    let pod_name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    errs.extend(validate_claims_of_ephemeral_volumes(
+        spec,
+        pod_name,
+        &path.child("volumes"),
+    ));
     for list in CONTAINER_LISTS {
         for (i, container) in json::arr(spec, list).iter().enumerate() {
             let cp = path.child(list).index(i);
             errs.extend(validate_volume_mounts(container, &volumes, &cp));
             errs.extend(validate_volume_devices(container, &volumes, &cp));
+        }
+    }
+    if let Some(old) = old {
+        errs.extend(validate_update(
+            spec,
+            old.get("spec").unwrap_or(&Value::Null),
+        ));
+    }
+    errs
+}
+
+/// The largest `activeDeadlineSeconds` (Go's `math.MaxInt32`).
+const MAX_ACTIVE_DEADLINE_SECONDS: i64 = i32::MAX as i64;
+
+/// What an update may change in a running pod's spec (upstream's `ValidatePodUpdate`): container
+/// images, a shorter `activeDeadlineSeconds`, added tolerations, a negative grace period turned
+/// into 1, removed scheduling gates. Everything else, `nodeName` included (the scheduler binds
+/// through the `binding` subresource), is fixed.
+fn validate_update(spec: &Value, old_spec: &Value) -> Vec<FieldError> {
+    let path = Path::new("spec");
+    let deadline_path = path.child("activeDeadlineSeconds");
+    let new_deadline = json::get(spec, "activeDeadlineSeconds");
+    let old_deadline = json::get(old_spec, "activeDeadlineSeconds");
+    match (new_deadline, old_deadline) {
+        (Some(new), old) => {
+            let n = new.as_i64().unwrap_or(-1);
+            if !(0..=MAX_ACTIVE_DEADLINE_SECONDS).contains(&n) {
+                return vec![FieldError::invalid(
+                    deadline_path,
+                    new,
+                    &format!("must be between 0 and {MAX_ACTIVE_DEADLINE_SECONDS}, inclusive"),
+                )];
+            }
+            if old.and_then(Value::as_i64).is_some_and(|o| o < n) {
+                return vec![FieldError::invalid(
+                    deadline_path,
+                    new,
+                    "must be less than or equal to previous value",
+                )];
+            }
+        }
+        (None, Some(_)) => {
+            return vec![FieldError::invalid(
+                deadline_path,
+                &Value::Null,
+                "must not update from a positive integer to nil value",
+            )];
+        }
+        (None, None) => {}
+    }
+
+    let mut munged = spec.clone();
+    if !munged.is_object() {
+        munged = Value::Object(Default::default());
+    }
+    for list in ["containers", "initContainers"] {
+        let old_list = json::arr(old_spec, list);
+        if let Some(new_list) = munged.get_mut(list).and_then(Value::as_array_mut) {
+            // Only images may change, container by container; a different number of
+            // containers is caught by the comparison below.
+            if new_list.len() == old_list.len() {
+                for (new_c, old_c) in new_list.iter_mut().zip(old_list) {
+                    match (new_c.as_object_mut(), old_c.get("image")) {
+                        (Some(c), Some(image)) => {
+                            c.insert("image".into(), image.clone());
+                        }
+                        (Some(c), None) => {
+                            c.remove("image");
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    let map = munged.as_object_mut().expect("made an object above");
+    let restore =
+        |map: &mut serde_json::Map<String, Value>, key: &str| match json::get(old_spec, key) {
+            Some(v) => {
+                map.insert(key.into(), v.clone());
+            }
+            None => {
+                map.remove(key);
+            }
+        };
+    restore(map, "activeDeadlineSeconds");
+    let old_tolerations = json::arr(old_spec, "tolerations");
+    let new_tolerations = json::arr(spec, "tolerations");
+    if old_tolerations.iter().all(|t| new_tolerations.contains(t)) {
+        restore(map, "tolerations");
+    }
+    let old_grace = json::get(old_spec, "terminationGracePeriodSeconds").and_then(Value::as_i64);
+    let new_grace = json::get(spec, "terminationGracePeriodSeconds").and_then(Value::as_i64);
+    if old_grace.is_some_and(|g| g < 0) && new_grace == Some(1) {
+        restore(map, "terminationGracePeriodSeconds");
+    }
+    let old_gates = json::arr(old_spec, "schedulingGates");
+    if json::arr(spec, "schedulingGates")
+        .iter()
+        .all(|g| old_gates.contains(g))
+    {
+        restore(map, "schedulingGates");
+    }
+    let mut old_normalised = old_spec.clone();
+    if !old_normalised.is_object() {
+        old_normalised = Value::Object(Default::default());
+    }
+    if munged != old_normalised {
+        return vec![FieldError::forbidden(
+            "spec",
+            "pod updates may not change fields other than `spec.containers[*].image`,\
+             `spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` \
+             (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow \
+             it to be set to 1 if it was previously negative)",
+        )];
+    }
+    Vec::new()
+}
+
+/// A claim volume may not name the claim an ephemeral volume of the same pod creates
+/// (`<pod>-<volume>`): that claim belongs to the ephemeral volume.
+fn validate_claims_of_ephemeral_volumes(
+    spec: &Value,
+    pod_name: &str,
+    path: &Path,
+) -> Vec<FieldError> {
+    if pod_name.is_empty() {
+        return Vec::new();
+    }
+    let volumes = json::arr(spec, "volumes");
+    let created: HashSet<String> = volumes
+        .iter()
+        .filter(|v| json::get(v, "ephemeral").is_some())
+        .map(|v| format!("{pod_name}-{}", json::str_or_empty(v, "name")))
+        .collect();
+    let mut errs = Vec::new();
+    for (i, volume) in volumes.iter().enumerate() {
+        if let Some(claim) = json::get(volume, "persistentVolumeClaim") {
+            let claim_name = json::str_or_empty(claim, "claimName");
+            if created.contains(claim_name) {
+                errs.push(FieldError::invalid_str(
+                    path.index(i)
+                        .child("persistentVolumeClaim")
+                        .child("claimName"),
+                    claim_name,
+                    "must not reference a PVC that gets created for an ephemeral volume",
+                ));
+            }
         }
     }
     errs
@@ -443,41 +601,58 @@ fn validate_volume_mounts(
     path: &Path,
 ) -> Vec<FieldError> {
     let mut errs = Vec::new();
+    let list_path = path.child("volumeMounts");
     let mut mount_paths: HashSet<&str> = HashSet::new();
-    let devices: HashSet<&str> = json::arr(container, "volumeDevices")
+    let devices: Vec<(&str, &str)> = json::arr(container, "volumeDevices")
         .iter()
-        .map(|d| json::str_or_empty(d, "name"))
+        .map(|d| {
+            (
+                json::str_or_empty(d, "name"),
+                json::str_or_empty(d, "devicePath"),
+            )
+        })
         .collect();
     for (i, mount) in json::arr(container, "volumeMounts").iter().enumerate() {
-        let mp = path.child("volumeMounts").index(i);
+        let mp = list_path.index(i);
         let name = json::str_or_empty(mount, "name");
         if name.is_empty() {
             errs.push(FieldError::required(mp.child("name"), ""));
-        } else if !volumes.contains_key(name) {
+        }
+        if !volumes.contains_key(name) {
             errs.push(FieldError::not_found(mp.child("name"), &Value::from(name)));
         }
         let mount_path = json::str_or_empty(mount, "mountPath");
         if mount_path.is_empty() {
             errs.push(FieldError::required(mp.child("mountPath"), ""));
-        } else if !mount_paths.insert(mount_path) {
+        }
+        if !mount_paths.insert(mount_path) {
             errs.push(FieldError::invalid_str(
                 mp.child("mountPath"),
                 mount_path,
                 "must be unique",
             ));
         }
-        if devices.contains(name) && !name.is_empty() {
+        if devices.iter().any(|(n, _)| *n == name) {
             errs.push(FieldError::invalid_str(
                 mp.child("name"),
                 name,
                 "must not already exist in volumeDevices",
             ));
         }
+        if devices.iter().any(|(_, p)| *p == mount_path) {
+            errs.push(FieldError::invalid_str(
+                mp.child("mountPath"),
+                mount_path,
+                "must not already exist as a path in volumeDevices",
+            ));
+        }
+        // Upstream reports the sub-path and propagation problems on the list's path, without
+        // the index; kept so that clients matching on the field see the same one.
         let sub_path = json::str_or_empty(mount, "subPath");
         if !sub_path.is_empty() {
             errs.extend(validate_local_descending_path(
                 sub_path,
-                &mp.child("subPath"),
+                &list_path.child("subPath"),
             ));
         }
         let sub_path_expr = json::str_or_empty(mount, "subPathExpr");
@@ -491,13 +666,14 @@ fn validate_volume_mounts(
             }
             errs.extend(validate_local_descending_path(
                 sub_path_expr,
-                &mp.child("subPathExpr"),
+                &list_path.child("subPathExpr"),
             ));
         }
         if let Some(mode) = json::get(mount, "mountPropagation") {
+            let pp = list_path.child("mountPropagation");
             if !MOUNT_PROPAGATION_MODES.contains(&mode.as_str().unwrap_or("")) {
                 errs.push(FieldError::not_supported(
-                    mp.child("mountPropagation"),
+                    &pp,
                     mode,
                     MOUNT_PROPAGATION_MODES,
                 ));
@@ -508,7 +684,7 @@ fn validate_volume_mounts(
                     .unwrap_or(false)
             {
                 errs.push(FieldError::forbidden(
-                    mp.child("mountPropagation"),
+                    &pp,
                     "Bidirectional mount propagation is available only to privileged containers",
                 ));
             }
@@ -525,9 +701,14 @@ fn validate_volume_devices(
     let mut errs = Vec::new();
     let mut device_paths: HashSet<&str> = HashSet::new();
     let mut device_names: HashSet<&str> = HashSet::new();
-    let mount_paths: HashSet<&str> = json::arr(container, "volumeMounts")
+    let mounts: Vec<(&str, &str)> = json::arr(container, "volumeMounts")
         .iter()
-        .map(|m| json::str_or_empty(m, "mountPath"))
+        .map(|m| {
+            (
+                json::str_or_empty(m, "name"),
+                json::str_or_empty(m, "mountPath"),
+            )
+        })
         .collect();
     for (i, device) in json::arr(container, "volumeDevices").iter().enumerate() {
         let dp = path.child("volumeDevices").index(i);
@@ -536,7 +717,7 @@ fn validate_volume_devices(
         if name.is_empty() {
             errs.push(FieldError::required(dp.child("name"), ""));
         }
-        if !device_names.insert(name) && !name.is_empty() {
+        if device_names.contains(name) {
             errs.push(FieldError::invalid_str(
                 dp.child("name"),
                 name,
@@ -549,35 +730,44 @@ fn validate_volume_devices(
                 name,
                 "can only use volume source type of PersistentVolumeClaim or Ephemeral for block mode",
             )),
-            None if !name.is_empty() => {
-                errs.push(FieldError::not_found(dp.child("name"), &Value::from(name)))
-            }
-            _ => {}
+            Some(_) => {}
+            None => errs.push(FieldError::not_found(dp.child("name"), &Value::from(name))),
         }
         if device_path.is_empty() {
             errs.push(FieldError::required(dp.child("devicePath"), ""));
+        }
+        if device_paths.contains(device_path) {
+            errs.push(FieldError::invalid_str(
+                dp.child("devicePath"),
+                device_path,
+                "must be unique",
+            ));
+        }
+        if !device_path.is_empty() && device_path.split('/').any(|p| p == "..") {
+            errs.push(FieldError::invalid_str(
+                dp.child("devicePath"),
+                device_path,
+                "can not contain backsteps ('..')",
+            ));
         } else {
-            if !device_paths.insert(device_path) {
-                errs.push(FieldError::invalid_str(
-                    dp.child("devicePath"),
-                    device_path,
-                    "must be unique",
-                ));
-            }
-            if device_path.split('/').any(|p| p == "..") {
-                errs.push(FieldError::invalid_str(
-                    dp.child("devicePath"),
-                    device_path,
-                    "can not contain backsteps ('..')",
-                ));
-            }
-            if mount_paths.contains(device_path) {
-                errs.push(FieldError::invalid_str(
-                    dp.child("devicePath"),
-                    device_path,
-                    "must not already exist as a path in volumeMounts",
-                ));
-            }
+            device_paths.insert(device_path);
+        }
+        if mounts.iter().any(|(n, _)| *n == name) {
+            errs.push(FieldError::invalid_str(
+                dp.child("name"),
+                name,
+                "must not already exist in volumeMounts",
+            ));
+        }
+        if mounts.iter().any(|(_, p)| *p == device_path) {
+            errs.push(FieldError::invalid_str(
+                dp.child("devicePath"),
+                device_path,
+                "must not already exist as a path in volumeMounts",
+            ));
+        }
+        if !name.is_empty() {
+            device_names.insert(name);
         }
     }
     errs
@@ -773,6 +963,7 @@ mod tests {
                 "spec.containers[0].volumeMounts[0].name: Not found: \"nope\"",
                 "spec.containers[0].volumeMounts[1].mountPath: Invalid value: \"/a\": must be unique",
                 "spec.containers[0].volumeMounts[2].name: Required value",
+                "spec.containers[0].volumeMounts[2].name: Not found: \"\"",
                 "spec.containers[0].volumeMounts[2].mountPath: Required value"
             ]
         );
@@ -804,8 +995,8 @@ mod tests {
         assert_eq!(
             messages(&errs),
             vec![
-                "spec.containers[0].volumeMounts[0].subPath: Invalid value: \"../etc\": must not contain '..'",
-                "spec.containers[0].volumeMounts[1].subPath: Invalid value: \"/etc\": must be a relative path",
+                "spec.containers[0].volumeMounts.subPath: Invalid value: \"../etc\": must not contain '..'",
+                "spec.containers[0].volumeMounts.subPath: Invalid value: \"/etc\": must be a relative path",
                 "spec.containers[0].volumeMounts[2].subPathExpr: Invalid value: \"$(POD)\": subPathExpr and subPath are mutually exclusive"
             ]
         );
@@ -877,7 +1068,8 @@ mod tests {
         assert_eq!(
             messages(&errs),
             vec![
-                "spec.containers[0].volumeMounts[0].name: Invalid value: \"blk\": must not already exist in volumeDevices"
+                "spec.containers[0].volumeMounts[0].name: Invalid value: \"blk\": must not already exist in volumeDevices",
+                "spec.containers[0].volumeDevices[0].name: Invalid value: \"blk\": must not already exist in volumeMounts"
             ]
         );
     }
@@ -946,9 +1138,23 @@ mod tests {
         assert_eq!(
             messages(&validate(&p, None)),
             vec![
+                "spec.containers[0].volumeMounts[0].mountPath: Invalid value: \"/data\": must not already exist as a path in volumeDevices",
                 "spec.containers[0].volumeDevices[0].devicePath: Invalid value: \"/dev/../x\": can not contain backsteps ('..')",
                 "spec.containers[0].volumeDevices[1].devicePath: Invalid value: \"/data\": must not already exist as a path in volumeMounts",
                 "spec.containers[0].volumeDevices[2].name: Invalid value: \"b\": must be unique"
+            ]
+        );
+        let p = json!({"metadata": {"name": "p", "namespace": "ns"}, "spec": {
+            "volumes": [{"name": "a", "persistentVolumeClaim": {"claimName": "a"}},
+                        {"name": "m", "emptyDir": {}}],
+            "containers": [{"name": "c",
+                "volumeMounts": [{"name": "m", "mountPath": "/dev/xvda"}],
+                "volumeDevices": [{"name": "a", "devicePath": "/dev/xvda"}]}]}});
+        assert_eq!(
+            messages(&validate(&p, None)),
+            vec![
+                "spec.containers[0].volumeMounts[0].mountPath: Invalid value: \"/dev/xvda\": must not already exist as a path in volumeDevices",
+                "spec.containers[0].volumeDevices[0].devicePath: Invalid value: \"/dev/xvda\": must not already exist as a path in volumeMounts"
             ]
         );
     }
@@ -964,5 +1170,98 @@ mod tests {
         );
         assert_eq!(errs.len(), 2);
         assert_eq!(errs[1].reason, FieldErrorReason::FieldValueNotFound);
+    }
+
+    #[test]
+    fn claims_of_ephemeral_volumes_are_not_claim_volumes() {
+        let errs = validate(
+            &pod(
+                json!([{"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {
+                        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}}},
+                        {"name": "other", "persistentVolumeClaim": {"claimName": "p-scratch"}}]),
+                json!([]),
+            ),
+            None,
+        );
+        assert_eq!(
+            messages(&errs),
+            vec![
+                "spec.volumes[1].persistentVolumeClaim.claimName: Invalid value: \"p-scratch\": must not reference a PVC that gets created for an ephemeral volume"
+            ]
+        );
+    }
+
+    fn running_pod() -> Value {
+        json!({"metadata": {"name": "p", "namespace": "ns"}, "spec": {
+            "nodeName": "n1",
+            "containers": [{"name": "c", "image": "busybox:1.36"}],
+            "tolerations": [{"key": "a", "operator": "Exists"}],
+            "activeDeadlineSeconds": 100}})
+    }
+
+    #[test]
+    fn pod_updates_may_change_images_deadline_and_add_tolerations() {
+        let old = running_pod();
+        let mut new = running_pod();
+        new["spec"]["containers"][0]["image"] = json!("busybox:1.37");
+        new["spec"]["activeDeadlineSeconds"] = json!(50);
+        new["spec"]["tolerations"] =
+            json!([{"key": "a", "operator": "Exists"}, {"key": "b", "operator": "Exists"}]);
+        assert!(
+            validate(&new, Some(&old)).is_empty(),
+            "{:?}",
+            validate(&new, Some(&old))
+        );
+    }
+
+    #[test]
+    fn pod_updates_may_not_change_anything_else() {
+        let old = running_pod();
+        let mut new = running_pod();
+        new["spec"]["nodeName"] = json!("n2");
+        let errs = validate(&new, Some(&old));
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].field, "spec");
+        assert!(errs[0].message.starts_with(
+            "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,"
+        ));
+        let mut removed_toleration = running_pod();
+        removed_toleration["spec"]["tolerations"] = json!([]);
+        assert_eq!(validate(&removed_toleration, Some(&old)).len(), 1);
+        let mut new_volume = running_pod();
+        new_volume["spec"]["volumes"] = json!([{"name": "v", "emptyDir": {}}]);
+        assert_eq!(validate(&new_volume, Some(&old)).len(), 1);
+    }
+
+    #[test]
+    fn active_deadline_may_only_shrink() {
+        let old = running_pod();
+        let mut longer = running_pod();
+        longer["spec"]["activeDeadlineSeconds"] = json!(200);
+        assert_eq!(
+            messages(&validate(&longer, Some(&old))),
+            vec![
+                "spec.activeDeadlineSeconds: Invalid value: 200: must be less than or equal to previous value"
+            ]
+        );
+        let mut removed = running_pod();
+        removed["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("activeDeadlineSeconds");
+        assert_eq!(
+            messages(&validate(&removed, Some(&old))),
+            vec![
+                "spec.activeDeadlineSeconds: Invalid value: null: must not update from a positive integer to nil value"
+            ]
+        );
+    }
+
+    #[test]
+    fn status_only_updates_pass() {
+        let old = running_pod();
+        let mut new = running_pod();
+        new["status"] = json!({"phase": "Running"});
+        assert!(validate(&new, Some(&old)).is_empty());
     }
 }

@@ -241,6 +241,7 @@ impl Core {
             &self.state.partial_path(&destination),
             &destination,
             size,
+            self.state.durable(),
         )
         .map_err(DriverError::io(format!(
             "copy {} into {volume_id}",
@@ -673,6 +674,7 @@ impl Core {
                 &self.state.partial_path(&destination),
                 &destination,
                 0,
+                self.state.durable(),
             )
             .map_err(DriverError::io(format!(
                 "copy {source_id} into snapshot {id}"

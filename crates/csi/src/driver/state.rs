@@ -156,6 +156,11 @@ impl StateDir {
         Ok(state)
     }
 
+    /// Whether writes are made durable (fsync).
+    pub fn durable(&self) -> bool {
+        self.sync
+    }
+
     /// The (canonical) root.
     pub fn root(&self) -> &Path {
         &self.root

@@ -58,12 +58,14 @@ pub fn allocated(path: &Path) -> io::Result<u64> {
 
 /// Copies `source` to `destination` atomically: the copy is written to
 /// `partial` and renamed into place, so a crash never leaves a half copy at
-/// `destination`. The copy is then at least `size` bytes long.
+/// `destination`. The copy is then at least `size` bytes long; with
+/// `durable` it is on stable storage before the rename.
 pub fn copy(
     source: &Path,
     partial: &Path,
     destination: &Path,
     size: u64,
+    durable: bool,
 ) -> io::Result<CopyMethod> {
     let src = File::open(source)?;
     let dst = OpenOptions::new()
@@ -81,6 +83,9 @@ pub fn copy(
     };
     let length = src.metadata()?.len().max(size);
     dst.set_len(length)?;
+    if durable {
+        dst.sync_all()?;
+    }
     drop(dst);
     std::fs::rename(partial, destination)?;
     Ok(method)
@@ -153,7 +158,7 @@ mod tests {
         f.write_all(&[7u8; 8192]).unwrap();
         drop(f);
         let dest = dir.path().join("b.img");
-        copy(&source, &dir.path().join("b.partial"), &dest, 0).unwrap();
+        copy(&source, &dir.path().join("b.partial"), &dest, 0, true).unwrap();
         assert_eq!(size(&dest).unwrap(), 64 << 20);
         assert!(allocated(&dest).unwrap() < 1 << 20, "the copy stays sparse");
         let mut buf = vec![0u8; 8192];

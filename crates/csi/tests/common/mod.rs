@@ -128,6 +128,10 @@ impl Harness {
             assert!(Instant::now() < deadline, "driver socket did not appear");
             std::thread::sleep(Duration::from_millis(10));
         }
+        // A fresh connection, as a CO makes after its plugin restarted (the
+        // old channel may still report the failed reconnect to the dead
+        // process once).
+        self.client = client(&self.socket, 1);
     }
 
     /// Kills the driver process with SIGKILL and reaps it.

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-pub mod etcd;
+pub use volplane_testkit::etcd;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,8 +4,6 @@
 //!
 //! Self-contained (std and `tempfile` only) so that other crates' tests can reuse it as is.
 
-#![allow(dead_code)]
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
