@@ -84,11 +84,11 @@ pub async fn graceful_deletion(
 /// Namespaced objects can be created only in a namespace that exists and is not terminating.
 async fn check_namespace_open(server: &ApiServer, namespace: &str) -> Result<(), ApiError> {
     let key = format!("/registry/namespaces/{namespace}");
-    let ns = match server.cache.get(&key) {
-        Some(cached) => cached.value(),
+    let deleting = match server.cache.get(&key) {
+        Some(cached) => cached.deleting,
         // Not cached yet: the namespace may have been created an instant ago.
         None => match server.store.get(&key).await.map_err(store_error)? {
-            Some(kv) => decode_stored(&kv)?,
+            Some(kv) => decode_stored(&kv)?.deletion_timestamp().is_some(),
             None => {
                 let mut err = ApiError::new(
                     404,
@@ -101,7 +101,7 @@ async fn check_namespace_open(server: &ApiServer, namespace: &str) -> Result<(),
             }
         },
     };
-    if ns.deletion_timestamp().is_some() {
+    if deleting {
         let mut err = ApiError::new(
             403,
             "Forbidden",

@@ -40,7 +40,12 @@ pub struct Details {
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { code, reason, message: message.into(), details: Box::default() }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: Box::default(),
+        }
     }
 
     fn with_details(mut self, resource: &ResourceInfo, name: &str) -> ApiError {

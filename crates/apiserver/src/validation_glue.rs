@@ -41,7 +41,11 @@ pub fn validate(resource: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Re
         return Ok(());
     }
     let name = obj.name().unwrap_or_default();
-    let message = volplane_api::validation::status_error_message(&volplane_api::validation::qualified_kind(resource), name, &errors);
+    let message = volplane_api::validation::status_error_message(
+        &volplane_api::validation::qualified_kind(resource),
+        name,
+        &errors,
+    );
     let causes = errors
         .iter()
         .map(|e| Cause {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::mpsc;
 use volplane_api::resources::ResourceInfo;
 use volplane_store::Revision;
@@ -64,6 +64,7 @@ pub async fn start(
         tx,
         sent_columns: false,
         bookmarks,
+        pending: Vec::new(),
     };
     server.metrics.watch_started();
     tokio::spawn(async move {
@@ -138,7 +139,13 @@ struct Watcher {
     tx: mpsc::Sender<Bytes>,
     sent_columns: bool,
     bookmarks: bool,
+    /// Lines not yet handed to the connection: events that arrive together leave together, so a
+    /// burst costs one write (and one TLS record run) per watcher instead of one per event.
+    pending: Vec<u8>,
 }
+
+/// Flush a watcher's pending lines once they reach this size, even mid-burst.
+const FLUSH_AT: usize = 64 * 1024;
 
 impl Watcher {
     async fn run(mut self, server: &ApiServer, start: Start) -> Option<()> {
@@ -150,19 +157,23 @@ impl Watcher {
                     .storage_prefix_in(self.filter.namespace.as_deref());
                 for (_, obj) in range_of(&objects, &prefix) {
                     if self.filter.matches(obj) {
-                        self.send(EventType::Added.as_str(), obj).await?;
+                        self.push(EventType::Added.as_str(), obj);
+                        self.flush_if_full().await?;
                     }
                 }
                 if end_bookmark {
-                    self.bookmark(revision, true).await?;
+                    self.bookmark(revision, true);
                 }
+                self.flush().await?;
                 (rx, revision)
             }
             Start::After(after) => match server.cache.subscribe(after) {
                 Ok((backlog, rx)) => {
                     for event in &backlog {
-                        self.deliver(event).await?;
+                        self.deliver(event);
+                        self.flush_if_full().await?;
                     }
+                    self.flush().await?;
                     (rx, backlog.last().map_or(after, |e| e.rv))
                 }
                 Err(too_old) => return self.expired(too_old).await,
@@ -172,33 +183,54 @@ impl Watcher {
         ticker.tick().await;
         loop {
             tokio::select! {
-                received = rx.recv() => match received {
-                    Ok(event) if event.rv <= seen => {}
-                    Ok(event) => {
-                        seen = event.rv;
-                        self.deliver(&event).await?;
-                    }
-                    Err(RecvError::Lagged(_)) => match server.cache.subscribe(seen) {
-                        // Fell behind the broadcast: catch up from the ring.
-                        Ok((backlog, fresh)) => {
-                            rx = fresh;
-                            for event in &backlog {
+                received = rx.recv() => {
+                    let mut next = Some(received);
+                    // Take everything already queued before writing once.
+                    while let Some(received) = next.take() {
+                        match received {
+                            Ok(event) if event.rv <= seen => {}
+                            Ok(event) => {
                                 seen = event.rv;
-                                self.deliver(event).await?;
+                                self.deliver(&event);
+                                self.flush_if_full().await?;
                             }
+                            Err(RecvError::Lagged(_)) => match server.cache.subscribe(seen) {
+                                // Fell behind the broadcast: catch up from the ring.
+                                Ok((backlog, fresh)) => {
+                                    rx = fresh;
+                                    for event in &backlog {
+                                        seen = event.rv;
+                                        self.deliver(event);
+                                        self.flush_if_full().await?;
+                                    }
+                                }
+                                Err(too_old) => {
+                                    self.flush().await?;
+                                    return self.expired(too_old).await;
+                                }
+                            },
+                            Err(RecvError::Closed) => return None,
                         }
-                        Err(too_old) => return self.expired(too_old).await,
-                    },
-                    Err(RecvError::Closed) => return None,
-                },
-                _ = ticker.tick(), if self.bookmarks => self.bookmark(seen, false).await?,
+                        next = match rx.try_recv() {
+                            Ok(event) => Some(Ok(event)),
+                            Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+                            Err(TryRecvError::Empty) => None,
+                            Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+                        };
+                    }
+                    self.flush().await?;
+                }
+                _ = ticker.tick(), if self.bookmarks => {
+                    self.bookmark(seen, false);
+                    self.flush().await?;
+                }
                 _ = self.tx.closed() => return None,
             }
         }
     }
 
-    /// Sends what this watcher sees of one change, given its selectors.
-    async fn deliver(&mut self, event: &CacheEvent) -> Option<()> {
+    /// Queues what this watcher sees of one change, given its selectors.
+    fn deliver(&mut self, event: &CacheEvent) {
         let now = self.filter.matches(&event.object);
         let before = event.prev.as_ref().is_some_and(|p| self.filter.matches(p));
         let kind = match event.kind {
@@ -207,22 +239,20 @@ impl Watcher {
             EventType::Modified if now => EventType::Added,
             EventType::Modified if before => EventType::Deleted,
             EventType::Deleted if now => EventType::Deleted,
-            _ => return Some(()),
+            _ => return,
         };
-        self.send(kind.as_str(), &event.object).await
+        self.push(kind.as_str(), &event.object);
     }
 
-    async fn send(&mut self, kind: &str, obj: &CachedObject) -> Option<()> {
-        let line = match self.encoding {
+    fn push(&mut self, kind: &str, obj: &CachedObject) {
+        match self.encoding {
             Encoding::Object => {
                 let object = crate::conversion::served_json(self.resource, &obj.json);
-                let mut line = Vec::with_capacity(object.len() + 32);
-                line.extend_from_slice(b"{\"type\":\"");
-                line.extend_from_slice(kind.as_bytes());
-                line.extend_from_slice(b"\",\"object\":");
-                line.extend_from_slice(&object);
-                line.extend_from_slice(b"}\n");
-                line
+                self.pending.extend_from_slice(b"{\"type\":\"");
+                self.pending.extend_from_slice(kind.as_bytes());
+                self.pending.extend_from_slice(b"\",\"object\":");
+                self.pending.extend_from_slice(&object);
+                self.pending.extend_from_slice(b"}\n");
             }
             Encoding::Table(include) => {
                 let value = crate::conversion::served(self.resource, obj.value());
@@ -236,22 +266,39 @@ impl Watcher {
                     None,
                 );
                 self.sent_columns = true;
-                let mut line =
-                    serde_json::to_vec(&json!({"type": kind, "object": t})).expect("serialises");
-                line.push(b'\n');
-                line
+                self.push_raw(kind, t);
             }
-        };
-        self.tx.send(Bytes::from(line)).await.ok()
+        }
     }
 
-    async fn bookmark(&mut self, revision: Revision, initial_end: bool) -> Option<()> {
+    fn push_raw(&mut self, kind: &str, object: Value) {
+        let line = json!({"type": kind, "object": object});
+        serde_json::to_writer(&mut self.pending, &line).expect("serialises");
+        self.pending.push(b'\n');
+    }
+
+    async fn flush_if_full(&mut self) -> Option<()> {
+        if self.pending.len() >= FLUSH_AT {
+            self.flush().await?;
+        }
+        Some(())
+    }
+
+    async fn flush(&mut self) -> Option<()> {
+        if self.pending.is_empty() {
+            return Some(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.pending));
+        self.tx.send(chunk).await.ok()
+    }
+
+    fn bookmark(&mut self, revision: Revision, initial_end: bool) {
         let mut metadata = json!({"resourceVersion": revision.to_string()});
         if initial_end {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
         let object = json!({"kind": self.resource.kind, "apiVersion": self.resource.api_version(), "metadata": metadata});
-        self.send_raw("BOOKMARK", object).await
+        self.push_raw("BOOKMARK", object);
     }
 
     async fn expired(&mut self, too_old: TooOld) -> Option<()> {
@@ -260,14 +307,8 @@ impl Watcher {
             too_old.requested, too_old.oldest
         );
         let status = ApiError::expired(message).to_status();
-        self.send_raw("ERROR", status).await?;
+        self.push_raw("ERROR", status);
+        self.flush().await?;
         None
-    }
-
-    async fn send_raw(&mut self, kind: &str, object: Value) -> Option<()> {
-        let mut line =
-            serde_json::to_vec(&json!({"type": kind, "object": object})).expect("serialises");
-        line.push(b'\n');
-        self.tx.send(Bytes::from(line)).await.ok()
     }
 }

@@ -381,10 +381,7 @@ impl WatchCache {
     }
 
     /// The events after `after` still in the ring, and a receiver for every later one.
-    pub fn subscribe(
-        &self,
-        after: Revision,
-    ) -> Result<Subscription, TooOld> {
+    pub fn subscribe(&self, after: Revision) -> Result<Subscription, TooOld> {
         let state = self.state.read().expect("cache lock poisoned");
         if after < state.ring_floor {
             return Err(TooOld {

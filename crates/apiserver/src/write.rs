@@ -605,9 +605,13 @@ fn same_object(current: &Value, new: &Value) -> bool {
         let empty = serde_json::Map::new();
         let x = x.and_then(Value::as_object).unwrap_or(&empty);
         let y = y.and_then(Value::as_object).unwrap_or(&empty);
-        let without_rv = |m: &serde_json::Map<String, Value>| m.keys().filter(|k| *k != "resourceVersion").count();
+        let without_rv = |m: &serde_json::Map<String, Value>| {
+            m.keys().filter(|k| *k != "resourceVersion").count()
+        };
         without_rv(x) == without_rv(y)
-            && x.iter().filter(|(k, _)| *k != "resourceVersion").all(|(k, v)| y.get(k) == Some(v))
+            && x.iter()
+                .filter(|(k, _)| *k != "resourceVersion")
+                .all(|(k, v)| y.get(k) == Some(v))
     };
     a.len() == b.len()
         && a.iter().all(|(k, v)| match k.as_str() {
@@ -751,6 +755,10 @@ mod tests {
     fn generate_name_suffix_uses_upstream_alphabet() {
         let suffix = random_suffix();
         assert_eq!(suffix.len(), 5);
-        assert!(suffix.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
+        assert!(
+            suffix
+                .chars()
+                .all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c))
+        );
     }
 }

@@ -239,7 +239,12 @@ async fn a_body_over_3_mib_is_413_and_stores_nothing() {
     let cluster = start();
     let client = kube_client(&cluster).await;
     let big = "x".repeat(3 * 1024 * 1024 + 512 * 1024);
-    let reply = post(&client, CONFIG_MAPS, &config_map("huge", json!({"big": big}))).await;
+    let reply = post(
+        &client,
+        CONFIG_MAPS,
+        &config_map("huge", json!({"big": big})),
+    )
+    .await;
     reply.status(413, "RequestEntityTooLarge");
     assert_eq!(
         reply.message(),
@@ -247,7 +252,12 @@ async fn a_body_over_3_mib_is_413_and_stores_nothing() {
     );
     assert_absent(&client, CONFIG_MAPS, "huge").await;
     // The server still answers afterwards.
-    let reply = post(&client, CONFIG_MAPS, &config_map("small", json!({"a": "b"}))).await;
+    let reply = post(
+        &client,
+        CONFIG_MAPS,
+        &config_map("small", json!({"a": "b"})),
+    )
+    .await;
     assert_eq!(reply.code, 201, "{:#}", reply.body);
 }
 
@@ -291,9 +301,15 @@ async fn unknown_paths_and_objects_are_404() {
         "storageclasses.storage.k8s.io \"nope\" not found"
     );
     assert_eq!(reply.body["details"]["group"], "storage.k8s.io");
-    raw(&client, "DELETE", &format!("{CONFIG_MAPS}/nope"), None, Vec::new())
-        .await
-        .status(404, "NotFound");
+    raw(
+        &client,
+        "DELETE",
+        &format!("{CONFIG_MAPS}/nope"),
+        None,
+        Vec::new(),
+    )
+    .await
+    .status(404, "NotFound");
 }
 
 #[tokio::test]
@@ -350,7 +366,10 @@ async fn unknown_fields_are_rejected_under_strict_and_warned_about_under_warn() 
     )
     .await
     .status(400, "BadRequest");
-    assert_eq!(get(&client, &format!("{CLAIMS}/strict")).await.body, current);
+    assert_eq!(
+        get(&client, &format!("{CLAIMS}/strict")).await.body,
+        current
+    );
 }
 
 #[tokio::test]
@@ -461,7 +480,12 @@ async fn conflicts_are_409_with_upstream_messages_and_change_nothing() {
     );
 
     // A create of a name that exists.
-    let reply = post(&client, CONFIG_MAPS, &config_map("c", json!({"v": "again"}))).await;
+    let reply = post(
+        &client,
+        CONFIG_MAPS,
+        &config_map("c", json!({"v": "again"})),
+    )
+    .await;
     reply.status(409, "AlreadyExists");
     assert_eq!(reply.message(), "configmaps \"c\" already exists");
     assert_eq!(

@@ -57,13 +57,28 @@ fn bench_api_small_run_reports_every_figure() {
     assert!(figure(&stdout, "api: creates: 200 by 4 clients", "s:") > 0.0);
     assert!(figure(&stdout, "api: creates:", "p99") > 0.0);
     assert!(figure(&stdout, "api: creates/s ÷ raw group commit:", ":") > 0.0);
-    assert!(figure(&stdout, "api: watch delivery (2 watchers × 200 events)", "from send p50") >= 0.0);
+    assert!(
+        figure(
+            &stdout,
+            "api: watch delivery (2 watchers × 200 events)",
+            "from send p50"
+        ) >= 0.0
+    );
     assert!(figure(&stdout, "api: list JSON:", "request(s):") > 0.0);
     assert!(figure(&stdout, "api: list Table:", "request(s):") > 0.0);
     assert!(figure(&stdout, "api: list Table, pages of 500", "request(s):") > 0.0);
     assert!(figure(&stdout, "api: memory of this process", "VmRSS") > 0.0);
-    assert!(figure(&stdout, "readiness: `volplane up` /readyz (empty data dir)", ":") > 0.0);
+    assert!(
+        figure(
+            &stdout,
+            "readiness: `volplane up` /readyz (empty data dir)",
+            ":"
+        ) > 0.0
+    );
     assert!(figure(&stdout, "readiness: `volplane up` /readyz (500 PVCs)", ":") > 0.0);
     assert!(stdout.contains("target: create p99:"), "{stdout}");
-    assert!(stdout.contains("| API creates (4 clients, 200 PVCs, 2 watchers) |"), "{stdout}");
+    assert!(
+        stdout.contains("| API creates (4 clients, 200 PVCs, 2 watchers) |"),
+        "{stdout}"
+    );
 }

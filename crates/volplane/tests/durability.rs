@@ -166,7 +166,12 @@ async fn writer(
                 Kind::ConfigMap => {
                     let mut next = last.expect("a live ConfigMap was acknowledged");
                     next.data = Some([("content".to_string(), content.clone())].into());
-                    (name, kind, State::Content(content.clone()), Request::Replace(next))
+                    (
+                        name,
+                        kind,
+                        State::Content(content.clone()),
+                        Request::Replace(next),
+                    )
                 }
                 Kind::Claim => (
                     name,
@@ -214,7 +219,10 @@ async fn writer(
         .await;
         match answer {
             Ok(Ok((rv, config_map))) => {
-                log.attempts.last_mut().expect("just pushed").acknowledged_rv = Some(rv);
+                log.attempts
+                    .last_mut()
+                    .expect("just pushed")
+                    .acknowledged_rv = Some(rv);
                 acknowledged.fetch_add(1, Ordering::SeqCst);
                 if create {
                     live.push((name, kind, config_map));
@@ -249,7 +257,10 @@ async fn stored(client: &Client) -> (Stored, u64) {
     let selector = ListParams::default().labels(&format!("{LABEL}=true"));
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), NAMESPACE);
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NAMESPACE);
-    let cms = config_maps.list(&selector).await.expect("listing ConfigMaps");
+    let cms = config_maps
+        .list(&selector)
+        .await
+        .expect("listing ConfigMaps");
     let pvcs = claims.list(&selector).await.expect("listing claims");
     let mut stored = Stored::new();
     for cm in &cms.items {
@@ -271,7 +282,8 @@ async fn stored(client: &Client) -> (Stored, u64) {
             .parse()
             .expect("integer")
     };
-    let revision = list_rv(cms.metadata.resource_version).min(list_rv(pvcs.metadata.resource_version));
+    let revision =
+        list_rv(cms.metadata.resource_version).min(list_rv(pvcs.metadata.resource_version));
     (stored, revision)
 }
 

@@ -7,9 +7,7 @@ use serde_json::{Map, Number, Value};
 
 use super::ProtobufError;
 use super::schema::{Field, Presence, Schema, Shape, Ty};
-use super::wire::{
-    Reader, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, put_bytes, put_int, put_key,
-};
+use super::wire::{Reader, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT, put_bytes, put_int, put_key};
 
 /// Go's zero `time.Time` (0001-01-01T00:00:00Z) in Unix seconds.
 const GO_ZERO_TIME_SECONDS: i64 = -62_135_596_800;
@@ -234,7 +232,11 @@ fn read_value(
     field: &Field,
     reader: &mut Reader<'_>,
 ) -> Result<Option<Value>, ProtobufError> {
-    let invalid = |reason: String| ProtobufError::InvalidValue { message, field: field.json, reason };
+    let invalid = |reason: String| ProtobufError::InvalidValue {
+        message,
+        field: field.json,
+        reason,
+    };
     Ok(Some(match field.ty {
         Ty::Bool => Value::Bool(reader.varint()? != 0),
         // int32 values are sign-extended on the wire; Go truncates to 32 bits.
@@ -315,7 +317,8 @@ fn read_value(
             if raw.is_empty() {
                 return Ok(None);
             }
-            serde_json::from_slice(raw).map_err(|e| invalid(format!("FieldsV1 is not JSON: {e}")))?
+            serde_json::from_slice(raw)
+                .map_err(|e| invalid(format!("FieldsV1 is not JSON: {e}")))?
         }
         Ty::Message(sub) => {
             let (bytes, offset) = reader.len_delimited()?;
@@ -395,7 +398,10 @@ pub(crate) fn encode_message(
 
 fn invalid_json(path: &str, reason: &str) -> ProtobufError {
     let path = path.strip_prefix('.').unwrap_or(path);
-    ProtobufError::InvalidJson { path: path.to_string(), reason: reason.to_string() }
+    ProtobufError::InvalidJson {
+        path: path.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 fn encode_value(
@@ -419,16 +425,24 @@ fn encode_value_number(
 ) -> Result<(), ProtobufError> {
     match field.ty {
         Ty::String => {
-            let s = value.as_str().ok_or_else(|| invalid_json(path, "expected a string"))?;
+            let s = value
+                .as_str()
+                .ok_or_else(|| invalid_json(path, "expected a string"))?;
             put_bytes(out, number, s.as_bytes());
         }
         Ty::Bytes => {
-            let s = value.as_str().ok_or_else(|| invalid_json(path, "expected a base64 string"))?;
-            let bytes = BASE64.decode(s).map_err(|_| invalid_json(path, "invalid base64"))?;
+            let s = value
+                .as_str()
+                .ok_or_else(|| invalid_json(path, "expected a base64 string"))?;
+            let bytes = BASE64
+                .decode(s)
+                .map_err(|_| invalid_json(path, "invalid base64"))?;
             put_bytes(out, number, &bytes);
         }
         Ty::Bool => {
-            let b = value.as_bool().ok_or_else(|| invalid_json(path, "expected a boolean"))?;
+            let b = value
+                .as_bool()
+                .ok_or_else(|| invalid_json(path, "expected a boolean"))?;
             put_int(out, number, i64::from(b));
         }
         Ty::Int32 => {
@@ -439,11 +453,15 @@ fn encode_value_number(
             put_int(out, number, i64::from(n));
         }
         Ty::Int64 => {
-            let n = value.as_i64().ok_or_else(|| invalid_json(path, "expected a 64-bit integer"))?;
+            let n = value
+                .as_i64()
+                .ok_or_else(|| invalid_json(path, "expected a 64-bit integer"))?;
             put_int(out, number, n);
         }
         Ty::Double => {
-            let f = value.as_f64().ok_or_else(|| invalid_json(path, "expected a number"))?;
+            let f = value
+                .as_f64()
+                .ok_or_else(|| invalid_json(path, "expected a number"))?;
             put_key(out, number, WIRE_FIXED64);
             out.extend_from_slice(&f.to_bits().to_le_bytes());
         }
@@ -458,7 +476,9 @@ fn encode_value_number(
             put_bytes(out, number, &inner);
         }
         Ty::Time | Ty::MicroTime => {
-            let s = value.as_str().ok_or_else(|| invalid_json(path, "expected an RFC 3339 time"))?;
+            let s = value
+                .as_str()
+                .ok_or_else(|| invalid_json(path, "expected an RFC 3339 time"))?;
             let time = DateTime::parse_from_rfc3339(s)
                 .map_err(|_| invalid_json(path, "expected an RFC 3339 time"))?;
             let mut inner = Vec::new();

@@ -38,7 +38,11 @@ pub enum ProtobufError {
     /// A length-delimited or fixed-width value runs past the end of its enclosing message
     /// (answer 400).
     #[error("truncated protobuf at byte {offset}: {needed} bytes needed, {available} available")]
-    Truncated { offset: usize, needed: u64, available: usize },
+    Truncated {
+        offset: usize,
+        needed: u64,
+        available: usize,
+    },
     /// A field key with field number 0 (or ≥ 2^29), or a group / undefined wire type (answer 400).
     #[error("malformed field key at byte {offset}: {reason}")]
     MalformedKey { offset: usize, reason: &'static str },
@@ -48,14 +52,27 @@ pub enum ProtobufError {
     UnknownKind { api_version: String, kind: String },
     /// A known field arrived with a wire type that does not fit its declared type (answer 400).
     #[error("field {message}.{field} (number {number}) has wire type {got}, expected {expected}")]
-    WrongWireType { message: &'static str, field: &'static str, number: u32, got: u8, expected: u8 },
+    WrongWireType {
+        message: &'static str,
+        field: &'static str,
+        number: u32,
+        got: u8,
+        expected: u8,
+    },
     /// A string field or map key is not valid UTF-8 (answer 400).
     #[error("field {message}.{field} is not valid UTF-8")]
-    InvalidUtf8 { message: &'static str, field: &'static str },
+    InvalidUtf8 {
+        message: &'static str,
+        field: &'static str,
+    },
     /// A well-formed value that cannot be represented: a timestamp out of range, an IntOrString
     /// of unknown type, FieldsV1 that is not JSON, a non-finite double (answer 400).
     #[error("field {message}.{field}: {reason}")]
-    InvalidValue { message: &'static str, field: &'static str, reason: String },
+    InvalidValue {
+        message: &'static str,
+        field: &'static str,
+        reason: String,
+    },
     /// `runtime.Unknown.contentEncoding` is set (e.g. gzip), which kube-apiserver never sends
     /// and this module does not implement (answer 415).
     #[error("unsupported protobuf content encoding {0:?}")]
@@ -76,18 +93,22 @@ pub fn supports(api_version: &str, kind: &str) -> bool {
 /// Decodes a protobuf request body (magic + `runtime.Unknown` envelope) into the JSON object
 /// kube-apiserver's JSON would show, with `apiVersion` and `kind` set from the envelope.
 pub fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
-    let envelope = body.strip_prefix(MAGIC.as_slice()).ok_or(ProtobufError::BadMagic)?;
+    let envelope = body
+        .strip_prefix(MAGIC.as_slice())
+        .ok_or(ProtobufError::BadMagic)?;
     let unknown = decode_unknown(envelope, MAGIC.len())?;
     if !unknown.content_encoding.is_empty() {
-        return Err(ProtobufError::UnsupportedContentEncoding(unknown.content_encoding));
+        return Err(ProtobufError::UnsupportedContentEncoding(
+            unknown.content_encoding,
+        ));
     }
     let schema = Schema::get();
-    let idx = schema.kind(&unknown.api_version, &unknown.kind).ok_or_else(|| {
-        ProtobufError::UnknownKind {
+    let idx = schema
+        .kind(&unknown.api_version, &unknown.kind)
+        .ok_or_else(|| ProtobufError::UnknownKind {
             api_version: unknown.api_version.clone(),
             kind: unknown.kind.clone(),
-        }
-    })?;
+        })?;
     let fields = codec::decode_message(schema, idx, unknown.raw, unknown.raw_offset)?;
     let mut out = Map::with_capacity(fields.len() + 2);
     out.insert("apiVersion".to_string(), Value::String(unknown.api_version));
@@ -106,17 +127,21 @@ pub fn encode(obj: &Value) -> Result<Vec<u8>, ProtobufError> {
         });
     };
     let text = |key: &str| {
-        map.get(key).and_then(Value::as_str).ok_or_else(|| ProtobufError::InvalidJson {
-            path: key.to_string(),
-            reason: "expected a string".to_string(),
-        })
+        map.get(key)
+            .and_then(Value::as_str)
+            .ok_or_else(|| ProtobufError::InvalidJson {
+                path: key.to_string(),
+                reason: "expected a string".to_string(),
+            })
     };
     let (api_version, kind) = (text("apiVersion")?, text("kind")?);
     let schema = Schema::get();
-    let idx = schema.kind(api_version, kind).ok_or_else(|| ProtobufError::UnknownKind {
-        api_version: api_version.to_string(),
-        kind: kind.to_string(),
-    })?;
+    let idx = schema
+        .kind(api_version, kind)
+        .ok_or_else(|| ProtobufError::UnknownKind {
+            api_version: api_version.to_string(),
+            kind: kind.to_string(),
+        })?;
     let mut raw = Vec::new();
     codec::encode_message(schema, idx, map, &mut raw, "")?;
 
@@ -145,8 +170,10 @@ struct Unknown<'a> {
 fn decode_unknown(buf: &[u8], base: usize) -> Result<Unknown<'_>, ProtobufError> {
     const MESSAGE: &str = "runtime.Unknown";
     let string = |bytes: &[u8], field: &'static str| {
-        String::from_utf8(bytes.to_vec())
-            .map_err(|_| ProtobufError::InvalidUtf8 { message: MESSAGE, field })
+        String::from_utf8(bytes.to_vec()).map_err(|_| ProtobufError::InvalidUtf8 {
+            message: MESSAGE,
+            field,
+        })
     };
     let mut unknown = Unknown {
         api_version: String::new(),

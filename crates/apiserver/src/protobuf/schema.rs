@@ -125,7 +125,9 @@ impl Schema {
         for line in text.lines() {
             let mut words = line.split_whitespace();
             if words.next() == Some("message") {
-                let name = words.next().ok_or_else(|| format!("message without name: {line}"))?;
+                let name = words
+                    .next()
+                    .ok_or_else(|| format!("message without name: {line}"))?;
                 if by_name.insert(name, names.len()).is_some() {
                     return Err(format!("message {name} declared twice"));
                 }
@@ -134,7 +136,11 @@ impl Schema {
         }
         let mut messages: Vec<Message> = names
             .iter()
-            .map(|&name| Message { name, fields: Vec::new(), by_number: Vec::new() })
+            .map(|&name| Message {
+                name,
+                fields: Vec::new(),
+                by_number: Vec::new(),
+            })
             .collect();
 
         // Pass 2: fields and kinds.
@@ -173,7 +179,9 @@ impl Schema {
                     match words[2..] {
                         [] => {}
                         [":", base] => {
-                            let b = *by_name.get(base).ok_or_else(|| err("unknown base message"))?;
+                            let b = *by_name
+                                .get(base)
+                                .ok_or_else(|| err("unknown base message"))?;
                             if !done[b] {
                                 return Err(err("base message must be declared earlier"));
                             }
@@ -210,7 +218,11 @@ impl Schema {
             order.sort_by_key(|&i| message.fields[i].number);
             message.by_number = order;
         }
-        Ok(Schema { messages, kinds, any_version })
+        Ok(Schema {
+            messages,
+            kinds,
+            any_version,
+        })
     }
 }
 
@@ -250,13 +262,25 @@ fn parse_field(
         "MicroTime" => Ty::MicroTime,
         "IntOrString" => Ty::IntOrString,
         "FieldsV1" => Ty::FieldsV1,
-        other => Ty::Message(*by_name.get(other).ok_or_else(|| format!("unknown type {other}"))?),
+        other => Ty::Message(
+            *by_name
+                .get(other)
+                .ok_or_else(|| format!("unknown type {other}"))?,
+        ),
     };
     if inline && (shape != Shape::Single || !matches!(ty, Ty::Message(_))) {
         return Err("only a singular message can be inlined".to_string());
     }
-    if shape == Shape::Map && !matches!(ty, Ty::String | Ty::Bytes | Ty::Quantity | Ty::Message(_)) {
+    if shape == Shape::Map && !matches!(ty, Ty::String | Ty::Bytes | Ty::Quantity | Ty::Message(_))
+    {
         return Err("map values must be string, bytes, Quantity or a message".to_string());
     }
-    Ok(Field { number, json, ty, shape, presence, inline })
+    Ok(Field {
+        number,
+        json,
+        ty,
+        shape,
+        presence,
+        inline,
+    })
 }

@@ -19,7 +19,10 @@ fn builtin_schema_parses_and_resolves_every_kind() {
         ("storage.k8s.io/v1", "DeleteOptions"),
         ("meta.k8s.io/v1", "Status"),
     ] {
-        assert!(schema.kind(api_version, kind).is_some(), "{api_version} {kind}");
+        assert!(
+            schema.kind(api_version, kind).is_some(),
+            "{api_version} {kind}"
+        );
     }
     assert!(schema.kind("v1", "Service").is_none());
     assert!(schema.kind("", "DeleteOptions").is_none());
@@ -38,7 +41,9 @@ fn base_messages_are_copied_and_overridden() {
     let iscsi = find("ISCSIPersistentVolumeSource");
     let secret_ref = &iscsi.fields[iscsi.field_index(10).unwrap()];
     assert_eq!(secret_ref.json, "secretRef");
-    let Ty::Message(target) = secret_ref.ty else { panic!("secretRef is a message") };
+    let Ty::Message(target) = secret_ref.ty else {
+        panic!("secretRef is a message")
+    };
     assert_eq!(schema.messages[target].name, "SecretReference");
     // The override keeps the declaration position and the other fields.
     assert_eq!(iscsi.fields.len(), find("ISCSIVolumeSource").fields.len());
@@ -47,7 +52,11 @@ fn base_messages_are_copied_and_overridden() {
 #[test]
 fn field_marks_are_parsed() {
     let schema = Schema::get();
-    let spec = schema.messages.iter().find(|m| m.name == "PodSpec").unwrap();
+    let spec = schema
+        .messages
+        .iter()
+        .find(|m| m.name == "PodSpec")
+        .unwrap();
     let field = |n| &spec.fields[spec.field_index(n).unwrap()];
     assert_eq!(field(2).json, "containers");
     assert_eq!(field(2).shape, Shape::Repeated);
@@ -61,15 +70,51 @@ fn field_marks_are_parsed() {
 
 #[test]
 fn dsl_errors_are_reported() {
-    assert!(Schema::parse("message A\n  1 x Nope\n").unwrap_err().contains("unknown type"));
-    assert!(Schema::parse("message A\nmessage A\n").unwrap_err().contains("twice"));
-    assert!(Schema::parse("message A\n  0 x string\n").unwrap_err().contains("out of range"));
-    assert!(Schema::parse("message A\n  1 x string\n  2 x bool\n").unwrap_err().contains("duplicate"));
-    assert!(Schema::parse("message A : B\nmessage B\n  1 x string\n").unwrap_err().contains("earlier"));
-    assert!(Schema::parse("kind v1 X Missing\n").unwrap_err().contains("unknown message"));
-    assert!(Schema::parse("message A\n  1 *x string\n").unwrap_err().contains("inlined"));
-    assert!(Schema::parse("message A\n  1 x map<Time>\n").unwrap_err().contains("map values"));
-    assert!(Schema::parse("  1 x string\n").unwrap_err().contains("outside"));
+    assert!(
+        Schema::parse("message A\n  1 x Nope\n")
+            .unwrap_err()
+            .contains("unknown type")
+    );
+    assert!(
+        Schema::parse("message A\nmessage A\n")
+            .unwrap_err()
+            .contains("twice")
+    );
+    assert!(
+        Schema::parse("message A\n  0 x string\n")
+            .unwrap_err()
+            .contains("out of range")
+    );
+    assert!(
+        Schema::parse("message A\n  1 x string\n  2 x bool\n")
+            .unwrap_err()
+            .contains("duplicate")
+    );
+    assert!(
+        Schema::parse("message A : B\nmessage B\n  1 x string\n")
+            .unwrap_err()
+            .contains("earlier")
+    );
+    assert!(
+        Schema::parse("kind v1 X Missing\n")
+            .unwrap_err()
+            .contains("unknown message")
+    );
+    assert!(
+        Schema::parse("message A\n  1 *x string\n")
+            .unwrap_err()
+            .contains("inlined")
+    );
+    assert!(
+        Schema::parse("message A\n  1 x map<Time>\n")
+            .unwrap_err()
+            .contains("map values")
+    );
+    assert!(
+        Schema::parse("  1 x string\n")
+            .unwrap_err()
+            .contains("outside")
+    );
 }
 
 #[test]
@@ -93,21 +138,37 @@ fn varints_round_trip_at_the_edges() {
 #[test]
 fn malformed_varints_and_keys_are_rejected() {
     let mut reader = Reader::new(&[0x80, 0x80], 7);
-    assert_eq!(reader.varint(), Err(ProtobufError::MalformedVarint { offset: 7 }));
+    assert_eq!(
+        reader.varint(),
+        Err(ProtobufError::MalformedVarint { offset: 7 })
+    );
     let eleven = [0xff; 11];
-    assert!(matches!(Reader::new(&eleven, 0).varint(), Err(ProtobufError::MalformedVarint { .. })));
+    assert!(matches!(
+        Reader::new(&eleven, 0).varint(),
+        Err(ProtobufError::MalformedVarint { .. })
+    ));
     let tenth_too_big = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
     assert!(matches!(
         Reader::new(&tenth_too_big, 0).varint(),
         Err(ProtobufError::MalformedVarint { .. })
     ));
     // Field number 0 and group wire types.
-    assert!(matches!(Reader::new(&[0x02], 0).key(), Err(ProtobufError::MalformedKey { .. })));
-    assert!(matches!(Reader::new(&[0x0b], 0).key(), Err(ProtobufError::MalformedKey { .. })));
+    assert!(matches!(
+        Reader::new(&[0x02], 0).key(),
+        Err(ProtobufError::MalformedKey { .. })
+    ));
+    assert!(matches!(
+        Reader::new(&[0x0b], 0).key(),
+        Err(ProtobufError::MalformedKey { .. })
+    ));
     // A length prefix larger than what is left.
     let mut reader = Reader::new(&[0x05, b'a', b'b'], 0);
     assert_eq!(
         reader.len_delimited(),
-        Err(ProtobufError::Truncated { offset: 1, needed: 5, available: 2 })
+        Err(ProtobufError::Truncated {
+            offset: 1,
+            needed: 5,
+            available: 2
+        })
     );
 }

@@ -56,9 +56,15 @@ impl<'a> Reader<'a> {
         let wire_type = (key & 7) as u8;
         let number = key >> 3;
         if number == 0 || number >= 1 << 29 {
-            return Err(ProtobufError::MalformedKey { offset, reason: "field number out of range" });
+            return Err(ProtobufError::MalformedKey {
+                offset,
+                reason: "field number out of range",
+            });
         }
-        if !matches!(wire_type, WIRE_VARINT | WIRE_FIXED64 | WIRE_LEN | WIRE_FIXED32) {
+        if !matches!(
+            wire_type,
+            WIRE_VARINT | WIRE_FIXED64 | WIRE_LEN | WIRE_FIXED32
+        ) {
             return Err(ProtobufError::MalformedKey {
                 offset,
                 reason: "groups and wire types 6 and 7 are not supported",
@@ -70,7 +76,11 @@ impl<'a> Reader<'a> {
     fn take(&mut self, n: u64) -> Result<&'a [u8], ProtobufError> {
         let available = self.buf.len() - self.pos;
         if n > available as u64 {
-            return Err(ProtobufError::Truncated { offset: self.offset(), needed: n, available });
+            return Err(ProtobufError::Truncated {
+                offset: self.offset(),
+                needed: n,
+                available,
+            });
         }
         let out = &self.buf[self.pos..self.pos + n as usize];
         self.pos += n as usize;
@@ -101,7 +111,10 @@ impl<'a> Reader<'a> {
             WIRE_FIXED64 => self.fixed64().map(drop),
             WIRE_LEN => self.len_delimited().map(drop),
             WIRE_FIXED32 => self.fixed32().map(drop),
-            _ => Err(ProtobufError::MalformedKey { offset: self.offset(), reason: "unknown wire type" }),
+            _ => Err(ProtobufError::MalformedKey {
+                offset: self.offset(),
+                reason: "unknown wire type",
+            }),
         }
     }
 }

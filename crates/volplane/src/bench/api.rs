@@ -167,9 +167,8 @@ pub async fn measure(target: &Target, params: &Params) -> anyhow::Result<ApiResu
         let prefix = prefix.clone();
         let attached = attached_tx.clone();
         let count = params.count;
-        watchers.spawn(async move {
-            watch(connection, path, prefix, count, epoch, attached).await
-        });
+        watchers
+            .spawn(async move { watch(connection, path, prefix, count, epoch, attached).await });
     }
     drop(attached_tx);
     for _ in 0..params.watchers {
@@ -270,7 +269,9 @@ async fn create_namespace(control: &mut Connection, namespace: &str) -> anyhow::
 async fn delete_namespace(control: &mut Connection, namespace: &str) {
     let path = format!("/api/v1/namespaces/{namespace}");
     let outcome = match control.send(Method::DELETE, &path, None, None).await {
-        Ok(answer) => answer.ok(&format!("deleting namespace {namespace}")).map(drop),
+        Ok(answer) => answer
+            .ok(&format!("deleting namespace {namespace}"))
+            .map(drop),
         Err(err) => Err(err),
     };
     if let Err(err) = outcome {
@@ -380,7 +381,8 @@ async fn create_claims(
             })
             .collect(),
     );
-    let sent: Arc<Vec<AtomicU64>> = Arc::new((0..params.count).map(|_| AtomicU64::new(0)).collect());
+    let sent: Arc<Vec<AtomicU64>> =
+        Arc::new((0..params.count).map(|_| AtomicU64::new(0)).collect());
     let answered: Arc<Vec<AtomicU64>> =
         Arc::new((0..params.count).map(|_| AtomicU64::new(0)).collect());
     let next = Arc::new(AtomicUsize::new(0));
@@ -581,7 +583,10 @@ struct MetricSums {
 
 /// Reads `/metrics`; `None` when the server has none we understand.
 async fn server_metrics(control: &mut Connection) -> Option<MetricSums> {
-    let answer = control.send(Method::GET, "/metrics", None, None).await.ok()?;
+    let answer = control
+        .send(Method::GET, "/metrics", None, None)
+        .await
+        .ok()?;
     let body = answer.ok("reading /metrics").ok()?;
     let text = String::from_utf8_lossy(&body);
     let sum_and_count = |name: &str, labels: &[&str]| -> Option<(f64, f64)> {

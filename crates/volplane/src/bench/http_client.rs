@@ -108,10 +108,14 @@ impl Cluster {
             (Some(data), _) => base64::engine::general_purpose::STANDARD
                 .decode(data.trim())
                 .with_context(|| {
-                    format!("{}: certificate-authority-data is not base64", path.display())
+                    format!(
+                        "{}: certificate-authority-data is not base64",
+                        path.display()
+                    )
                 })?,
-            (None, Some(file)) => std::fs::read(file)
-                .with_context(|| format!("reading the cluster CA {file}"))?,
+            (None, Some(file)) => {
+                std::fs::read(file).with_context(|| format!("reading the cluster CA {file}"))?
+            }
             (None, None) => bail!(
                 "{}: cluster {:?} names no certificate authority",
                 path.display(),

@@ -85,9 +85,7 @@ async fn preload_claims(
     run: &str,
     count: usize,
 ) -> anyhow::Result<()> {
-    let created = chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
+    let created = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let next = Arc::new(AtomicUsize::new(0));
     let mut writers = tokio::task::JoinSet::new();
     for _ in 0..PRELOAD_WRITERS.min(count) {

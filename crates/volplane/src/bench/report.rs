@@ -39,7 +39,12 @@ impl Memory {
         let status = std::fs::read_to_string(path).ok()?;
         let field = |name: &str| -> Option<u64> {
             let line = status.lines().find(|l| l.starts_with(name))?;
-            line[name.len()..].trim().trim_end_matches("kB").trim().parse().ok()
+            line[name.len()..]
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()
         };
         Some(Memory {
             rss_kib: field("VmRSS:")?,
@@ -92,19 +97,11 @@ pub fn machine() -> String {
         .map(|kib| format!("{:.1} GiB", kib as f64 / 1024.0 / 1024.0))
         .unwrap_or_else(|| "? GiB".into());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!(
-        "{cpus} × {model}, {memory} RAM, Linux {}",
-        kernel.trim()
-    )
+    format!("{cpus} × {model}, {memory} RAM, Linux {}", kernel.trim())
 }
 
 fn latencies(l: &Latencies) -> String {
-    format!(
-        "p50 {}, p99 {}, max {}",
-        ms(l.p50),
-        ms(l.p99),
-        ms(l.max)
-    )
+    format!("p50 {}, p99 {}, max {}", ms(l.p50), ms(l.p99), ms(l.max))
 }
 
 fn met(ok: bool) -> &'static str {
@@ -408,7 +405,10 @@ impl Report {
                 ms(r.ready_after)
             );
         }
-        let _ = writeln!(out, "\n| target (issue 2) | this run | target | |\n| --- | --- | --- | --- |");
+        let _ = writeln!(
+            out,
+            "\n| target (issue 2) | this run | target | |\n| --- | --- | --- | --- |"
+        );
         for (what, figure, target, ok) in self.targets() {
             let _ = writeln!(out, "| {what} | {figure} | {target} | {} |", met(ok));
         }
