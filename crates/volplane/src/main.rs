@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod csi_driver_cmd;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +21,8 @@ enum Command {
     Up(serve::ServeArgs),
     /// Runs just the API server.
     Apiserver(serve::ServeArgs),
+    /// Runs the built-in CSI driver local.csi.volplane.io on a unix socket.
+    CsiDriver(csi_driver_cmd::CsiDriverArgs),
     /// Benchmarks (`volplane bench api`).
     Bench(bench::BenchArgs),
 }
@@ -34,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Up(args) => serve::up(args).await,
             Command::Apiserver(args) => serve::apiserver(args).await,
+            Command::CsiDriver(args) => csi_driver_cmd::run(args).await,
             Command::Bench(args) => bench::run(args).await,
         }
     })

@@ -151,7 +151,7 @@ async fn writer(
             let name = format!("r{round}-w{id}-{}-{seq}", short(kind));
             let request = match kind {
                 Kind::ConfigMap => Request::CreateConfigMap(config_map(&name, &content)),
-                Kind::Claim => Request::CreateClaim(claim(&name, &content)),
+                Kind::Claim => Request::CreateClaim(Box::new(claim(&name, &content))),
             };
             (name, kind, State::Content(content.clone()), request)
         } else {
@@ -241,7 +241,7 @@ enum Request {
     CreateConfigMap(ConfigMap),
     Replace(ConfigMap),
     Delete,
-    CreateClaim(PersistentVolumeClaim),
+    CreateClaim(Box<PersistentVolumeClaim>),
     PatchClaim,
 }
 
@@ -398,6 +398,11 @@ async fn rounds(seed: u64) {
             .filter(|rv| *rv > 0)
             .collect();
         total_acknowledged += acked.len();
+        eprintln!(
+            "round {round}: {} writes acknowledged on {} objects before the kill",
+            acked.len(),
+            logs.len()
+        );
         let round_highest = acked.iter().copied().max().unwrap_or(0);
         if let Some(lowest) = acked.iter().copied().min() {
             assert!(

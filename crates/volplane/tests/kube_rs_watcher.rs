@@ -197,7 +197,10 @@ async fn churn(api: &Api<ConfigMap>, prefix: &str, seed: u64) -> BTreeMap<String
                         .create(&PostParams::default(), &config_map(&name, json!({}), "0"))
                         .await
                         .expect("create");
-                    writes.entry(name).or_default().push(Write::Apply(rv_of(&cm)));
+                    writes
+                        .entry(name)
+                        .or_default()
+                        .push(Write::Apply(rv_of(&cm)));
                     live.push(cm);
                     // Now and then, touch an earlier object of this task.
                     if rng.random_bool(0.5) {
@@ -213,7 +216,7 @@ async fn churn(api: &Api<ConfigMap>, prefix: &str, seed: u64) -> BTreeMap<String
                             writes.get_mut(&name).unwrap().push(Write::Delete(rv));
                         } else {
                             let mut next = live[index].clone();
-                            next.data = Some([("v".to_string(), format!("{i}"))].into());
+                            next.data = Some([("v".to_string(), format!("update-{i}"))].into());
                             let updated = api
                                 .replace(&name, &PostParams::default(), &next)
                                 .await
@@ -317,8 +320,10 @@ async fn namespace(client: &Client, name: &str) {
     namespaces
         .create(
             &PostParams::default(),
-            &serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
-                .expect("a Namespace"),
+            &serde_json::from_value(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+            )
+            .expect("a Namespace"),
         )
         .await
         .expect("creating a namespace");
@@ -514,7 +519,10 @@ async fn watcher_started_before_a_restart_relists_and_converges() {
     // so after the restart (which drops the watch history) its resourceVersion is too old.
     let elsewhere: Api<ConfigMap> = Api::namespaced(client, "default");
     elsewhere
-        .create(&PostParams::default(), &config_map("elsewhere", json!({}), "0"))
+        .create(
+            &PostParams::default(),
+            &config_map("elsewhere", json!({}), "0"),
+        )
         .await
         .expect("create");
 
@@ -566,7 +574,10 @@ async fn selector_watches_see_objects_enter_and_leave() {
         .expect("create");
     let from = rv_of(&y).to_string();
     let by_label = api
-        .watch(&WatchParams::default().labels("tier=gold").timeout(60), &from)
+        .watch(
+            &WatchParams::default().labels("tier=gold").timeout(60),
+            &from,
+        )
         .await
         .expect("label watch");
     let by_field = api
@@ -635,15 +646,6 @@ async fn selector_watches_see_objects_enter_and_leave() {
     assert_eq!(summary[1].2, rv_of(&y_entered), "{summary:?}");
     assert_eq!(summary[2].2, rv_of(&y_changed), "{summary:?}");
     assert_eq!(summary[4].2, rv_of(&z), "{summary:?}");
-    // As upstream's watch cache: an object that stops matching is DELETED with its previous
-    // content (which matched the selector) at the resourceVersion of the change.
-    assert_eq!(
-        label_events[0].1.labels().get("tier").map(String::as_str),
-        Some("gold"),
-        "the DELETED event of an object leaving the selector carries its last matching state: {:?}",
-        label_events[0].1
-    );
-
     let field_events = take_events(by_field, 3).await;
     let summary: Vec<(&str, String, u64)> = field_events
         .iter()
@@ -656,6 +658,15 @@ async fn selector_watches_see_objects_enter_and_leave() {
             .collect::<Vec<_>>(),
         vec![("MODIFIED", "y"), ("MODIFIED", "y"), ("DELETED", "y")],
         "{summary:?}"
+    );
+
+    // As upstream's watch cache: an object that stops matching is DELETED with its previous
+    // content (which matched the selector) at the resourceVersion of the change.
+    assert_eq!(
+        label_events[0].1.labels().get("tier").map(String::as_str),
+        Some("gold"),
+        "the DELETED event of an object leaving the selector carries its last matching state: {:?}",
+        label_events[0].1
     );
 }
 
