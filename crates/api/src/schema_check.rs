@@ -237,6 +237,63 @@ pub fn unknown_fields(resource: &ResourceInfo, obj: &Value) -> Vec<String> {
     found
 }
 
+/// Removes the fields of `obj` that `resource`'s kind does not have (what upstream's decoding
+/// drops) and returns their paths, as [`unknown_fields`] names them.
+pub fn prune_unknown_fields(resource: &ResourceInfo, obj: &mut Value) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Some(trees) = trees().get(&(resource.group, resource.version))
+        && let Some(&root) = trees.roots.get(resource.kind)
+    {
+        let mut path = String::new();
+        prune(&trees.nodes, root, obj, &mut path, &mut found);
+    }
+    found
+}
+
+fn prune(
+    nodes: &[Node],
+    id: NodeId,
+    value: &mut Value,
+    path: &mut String,
+    found: &mut Vec<String>,
+) {
+    match (&nodes[id], value) {
+        (Node::Object { fields, rest }, Value::Object(map)) => {
+            let mut unknown = Vec::new();
+            for (key, child) in map.iter_mut() {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                match (fields.get(key.as_str()), rest) {
+                    (Some(&field), _) | (None, &Rest::Each(field)) => {
+                        prune(nodes, field, child, path, found);
+                    }
+                    (None, Rest::Reject) => {
+                        found.push(path.clone());
+                        unknown.push(key.clone());
+                    }
+                    (None, Rest::Any) => {}
+                }
+                path.truncate(len);
+            }
+            for key in unknown {
+                map.shift_remove(&key);
+            }
+        }
+        (Node::Array(item), Value::Array(values)) => {
+            for (i, child) in values.iter_mut().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                prune(nodes, *item, child, path, found);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn walk(nodes: &[Node], id: NodeId, value: &Value, path: &mut String, found: &mut Vec<String>) {
     match (&nodes[id], value) {
         (Node::Object { fields, rest }, Value::Object(map)) => {
@@ -280,6 +337,26 @@ pub fn strict_decoding_error(unknown: &[String]) -> String {
 /// The warning for one unknown field with `fieldValidation=Warn`: `unknown field "spec.foo"`.
 pub fn warning(path: &str) -> String {
     format!("unknown field \"{path}\"")
+}
+
+#[cfg(test)]
+mod prune_tests {
+    use super::*;
+    use crate::resources::find;
+    use serde_json::json;
+
+    #[test]
+    fn pruning_removes_exactly_the_unknown_fields() {
+        let pvc = find("", "v1", "persistentvolumeclaims").unwrap();
+        let mut obj = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "x", "labels": {"any.key/x": "v"}},
+            "spec": {"accessModes": ["ReadWriteOnce"], "bogus": 1}});
+        let removed = prune_unknown_fields(pvc, &mut obj);
+        assert_eq!(removed, vec!["spec.bogus".to_string()]);
+        assert!(obj["spec"].get("bogus").is_none());
+        assert_eq!(obj["metadata"]["labels"]["any.key/x"], "v");
+        assert_eq!(obj["spec"]["accessModes"][0], "ReadWriteOnce");
+    }
 }
 
 #[cfg(test)]

@@ -42,6 +42,7 @@ pub fn decode_value(content_type: Option<&str>, body: &Bytes) -> Result<Value, A
         | "application/strategic-merge-patch+json"
         | "" => serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("json: {}", json_error_text(&e))))?,
+        crate::protobuf::MEDIA_TYPE => crate::protobuf::decode(body).map_err(protobuf_error)?,
         other => return Err(ApiError::unsupported_media_type(other)),
     };
     Ok(value)
@@ -49,6 +50,21 @@ pub fn decode_value(content_type: Option<&str>, body: &Bytes) -> Result<Value, A
 
 fn json_error_text(err: &serde_json::Error) -> String {
     format!("{err}")
+}
+
+/// Protobuf bodies of kinds or encodings we cannot read are 415; malformed ones 400.
+fn protobuf_error(err: crate::protobuf::ProtobufError) -> ApiError {
+    use crate::protobuf::ProtobufError::{UnknownKind, UnsupportedContentEncoding};
+    match err {
+        UnknownKind { .. } | UnsupportedContentEncoding(_) => ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request could not be decoded: {err}"),
+        ),
+        other => ApiError::bad_request(format!(
+            "the body of the request could not be decoded: {other}"
+        )),
+    }
 }
 
 /// Decodes an object body and checks it is an object of `resource` (filling in a missing

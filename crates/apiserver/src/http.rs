@@ -319,14 +319,14 @@ fn storage_request(rreq: &ResourceRequest) -> ResourceRequest {
 /// form first (the stored form's schema would not know the served form's fields).
 fn to_storage(
     rreq: &ResourceRequest,
-    obj: Value,
+    mut obj: Value,
     opts: &mut WriteOptions,
 ) -> Result<(ResourceRequest, Value), ApiError> {
     let sreq = storage_request(rreq);
     if std::ptr::eq(sreq.resource, rreq.resource) {
         return Ok((sreq, obj));
     }
-    crate::validation_glue::check_fields(rreq.resource, &obj, opts.field_validation)?;
+    crate::validation_glue::check_fields(rreq.resource, &mut obj, opts.field_validation)?;
     opts.field_validation = FieldValidation::Ignore;
     Ok((sreq, conversion::stored(rreq.resource, obj)))
 }
@@ -353,6 +353,11 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
     if err.code == 401 {
         resp.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    if err.code == 413 {
+        // The rest of the body stays unread, so this connection cannot carry another request.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     resp
 }

@@ -65,7 +65,7 @@ impl ApiServer {
                 let served = conversion::served(req.resource, current.clone());
                 let mut patched = apply_one(req, patch_type, &served, &patch)?;
                 check_type_meta(req.resource, &mut patched)?;
-                warnings = check_fields(req.resource, &patched, opts.field_validation)?;
+                warnings = check_fields(req.resource, &mut patched, opts.field_validation)?;
                 Ok(compose(
                     &sreq,
                     current,
@@ -98,7 +98,7 @@ impl ApiServer {
             ));
         }
         check_type_meta(req.resource, &mut applied)?;
-        let warnings = check_fields(req.resource, &applied, opts.field_validation)?;
+        let warnings = check_fields(req.resource, &mut applied, opts.field_validation)?;
         let sreq = storage_request(req);
         let subresource = req.subresource.map(|s| s.name()).unwrap_or("");
         let apply_opts = WriteOptions {

@@ -8,16 +8,17 @@ use crate::object::ObjectExt;
 use crate::status::{ApiError, Cause};
 use crate::write::FieldValidation;
 
-/// Unknown fields: an error under Strict, warnings under Warn, nothing under Ignore.
+/// Unknown fields: an error under Strict; otherwise dropped (as upstream's decoding drops them),
+/// with a warning each under Warn.
 pub fn check_fields(
     resource: &ResourceInfo,
-    obj: &Value,
+    obj: &mut Value,
     mode: FieldValidation,
 ) -> Result<Vec<String>, ApiError> {
-    if mode == FieldValidation::Ignore {
-        return Ok(Vec::new());
-    }
-    let unknown = volplane_api::schema_check::unknown_fields(resource, obj);
+    let unknown = match mode {
+        FieldValidation::Strict => volplane_api::schema_check::unknown_fields(resource, obj),
+        _ => volplane_api::schema_check::prune_unknown_fields(resource, obj),
+    };
     if unknown.is_empty() {
         return Ok(Vec::new());
     }
@@ -30,7 +31,8 @@ pub fn check_fields(
             "strict decoding error: {}",
             messages.join(", ")
         ))),
-        _ => Ok(messages),
+        FieldValidation::Warn => Ok(messages),
+        FieldValidation::Ignore => Ok(Vec::new()),
     }
 }
 

@@ -237,7 +237,16 @@ impl Watcher {
             EventType::Added if now => EventType::Added,
             EventType::Modified if now && before => EventType::Modified,
             EventType::Modified if now => EventType::Added,
-            EventType::Modified if before => EventType::Deleted,
+            EventType::Modified if before => {
+                // As upstream: the object that left carries its last matching state, at the
+                // revision of the change that made it leave.
+                let prev = event
+                    .prev
+                    .as_ref()
+                    .expect("`before` implies a previous object");
+                self.push(EventType::Deleted.as_str(), &prev.at_revision(event.rv));
+                return;
+            }
             EventType::Deleted if now => EventType::Deleted,
             _ => return,
         };

@@ -38,6 +38,23 @@ pub struct CachedObject {
 }
 
 impl CachedObject {
+    /// A copy whose `metadata.resourceVersion` says `rv`.
+    pub fn at_revision(&self, rv: Revision) -> CachedObject {
+        let mut value = self.value();
+        value["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+        CachedObject {
+            rv,
+            json: Bytes::from(serde_json::to_vec(&value).expect("serialises")),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+            labels: self.labels.clone(),
+            fields: self.fields.clone(),
+            owners: self.owners.clone(),
+            deleting: self.deleting,
+        }
+    }
+
     /// Parses the cached JSON (for handlers that modify or render the object).
     pub fn value(&self) -> Value {
         serde_json::from_slice(&self.json).expect("the cache holds only JSON it serialised")

@@ -93,7 +93,7 @@ impl ApiServer {
         opts: &WriteOptions,
     ) -> Result<WriteOutcome, ApiError> {
         let resource = req.resource;
-        let warnings = check_fields(resource, &obj, opts.field_validation)?;
+        let warnings = check_fields(resource, &mut obj, opts.field_validation)?;
         prepare_create(req, &mut obj)?;
         let name = obj.name().unwrap_or_default().to_string();
         volplane_api::defaults::apply_defaults(resource, &mut obj);
@@ -130,10 +130,10 @@ impl ApiServer {
     pub async fn update(
         &self,
         req: &ResourceRequest,
-        body: Value,
+        mut body: Value,
         opts: &WriteOptions,
     ) -> Result<WriteOutcome, ApiError> {
-        let warnings = check_fields(req.resource, &body, opts.field_validation)?;
+        let warnings = check_fields(req.resource, &mut body, opts.field_validation)?;
         check_identity(req, &body)?;
         let precondition = parse_precondition(&body)?;
         let mut outcome = self
@@ -189,7 +189,6 @@ impl ApiServer {
         opts: &WriteOptions,
     ) -> Result<WriteOutcome, CommitError> {
         let resource = req.resource;
-        keep_system_metadata(current, &mut new);
         forbid_new_finalizers_while_deleting(resource, current, &new)?;
         bump_generation(current, &mut new);
         volplane_api::defaults::apply_defaults(resource, &mut new);
@@ -460,9 +459,16 @@ pub(crate) fn parse_precondition(body: &Value) -> Result<Option<Revision>, ApiEr
     }
 }
 
-/// The object to store for a write through the main resource or a subresource: each writes
-/// only its own part, the rest comes from the current object.
+/// The object to store for a client's write through the main resource or a subresource: each
+/// writes only its own part, the rest comes from the current object, and fields only the server
+/// sets keep their current values.
 pub(crate) fn compose(req: &ResourceRequest, current: &Value, body: Value) -> Value {
+    let mut next = compose_parts(req, current, body);
+    keep_system_metadata(current, &mut next);
+    next
+}
+
+fn compose_parts(req: &ResourceRequest, current: &Value, body: Value) -> Value {
     let resource = req.resource;
     match req.subresource {
         Some(Subresource::Status) => {

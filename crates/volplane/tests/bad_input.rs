@@ -32,6 +32,8 @@ struct Reply {
     code: u16,
     /// `Warning` headers.
     warnings: Vec<String>,
+    /// The `Connection` header.
+    connection: Option<String>,
     /// The body as JSON (a JSON string holding the text when it is not JSON).
     body: Value,
 }
@@ -68,6 +70,28 @@ async fn raw(
     content_type: Option<&str>,
     body: Vec<u8>,
 ) -> Reply {
+    send(client, method, uri, content_type, body)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {uri}: no answer: {e}"))
+}
+
+/// As [`raw`] with a JSON body, returning a transport failure instead of panicking.
+async fn try_raw(
+    client: &Client,
+    method: &str,
+    uri: &str,
+    body: Vec<u8>,
+) -> Result<Reply, kube::Error> {
+    send(client, method, uri, Some("application/json"), body).await
+}
+
+async fn send(
+    client: &Client,
+    method: &str,
+    uri: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> Result<Reply, kube::Error> {
     // kube-rs builds `http::Request`s; this crate has no `http` dependency of its own, so take
     // one of kube's and set every part of it.
     let mut request = kube::core::Request::new("/")
@@ -83,10 +107,7 @@ async fn raw(
         );
     }
     *request.body_mut() = body;
-    let response = client
-        .send(request.map(kube::client::Body::from))
-        .await
-        .unwrap_or_else(|e| panic!("{method} {uri}: no answer: {e}"));
+    let response = client.send(request.map(kube::client::Body::from)).await?;
     let code = response.status().as_u16();
     let warnings = response
         .headers()
@@ -94,18 +115,19 @@ async fn raw(
         .iter()
         .map(|v| v.to_str().expect("ASCII warning").to_string())
         .collect();
-    let bytes = response
-        .into_body()
-        .collect_bytes()
-        .await
-        .expect("the answer's body");
+    let connection = response
+        .headers()
+        .get("connection")
+        .map(|v| v.to_str().expect("ASCII header").to_string());
+    let bytes = response.into_body().collect_bytes().await?;
     let body = serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    Reply {
+    Ok(Reply {
         code,
         warnings,
+        connection,
         body,
-    }
+    })
 }
 
 async fn post(client: &Client, path: &str, body: &Value) -> Reply {
@@ -237,19 +259,31 @@ async fn malformed_and_mismatched_bodies_are_400_and_store_nothing() {
 #[tokio::test]
 async fn a_body_over_3_mib_is_413_and_stores_nothing() {
     let cluster = start();
-    let client = kube_client(&cluster).await;
     let big = "x".repeat(3 * 1024 * 1024 + 512 * 1024);
-    let reply = post(
-        &client,
-        CONFIG_MAPS,
-        &config_map("huge", json!({"big": big})),
-    )
-    .await;
+    let body = config_map("huge", json!({"big": big}))
+        .to_string()
+        .into_bytes();
+    // The server answers before reading the whole body, then drops the connection; a client
+    // still sending may see the connection reset before it reads the answer. Each attempt
+    // uses a fresh client (its own connection).
+    let mut reply = None;
+    for _ in 0..5 {
+        let client = kube_client(&cluster).await;
+        match try_raw(&client, "POST", CONFIG_MAPS, body.clone()).await {
+            Ok(r) => {
+                reply = Some(r);
+                break;
+            }
+            Err(e) => eprintln!("oversized POST: no answer ({e}); trying again"),
+        }
+    }
+    let reply = reply.expect("the oversized POST was answered at least once in 5 attempts");
     reply.status(413, "RequestEntityTooLarge");
     assert_eq!(
         reply.message(),
         "Request entity too large: limit is 3145728"
     );
+    let client = kube_client(&cluster).await;
     assert_absent(&client, CONFIG_MAPS, "huge").await;
     // The server still answers afterwards.
     let reply = post(
@@ -259,6 +293,31 @@ async fn a_body_over_3_mib_is_413_and_stores_nothing() {
     )
     .await;
     assert_eq!(reply.code, 201, "{:#}", reply.body);
+}
+
+#[tokio::test]
+async fn a_413_answer_closes_the_connection_it_will_not_read_further() {
+    // Upstream (Go's net/http) answers `Connection: close` when it leaves a request body
+    // unread, so pooled HTTP/1.1 clients (client-go, kube-rs) do not send their next request
+    // on a connection the server is closing — which fails that request.
+    let cluster = start();
+    let big = "x".repeat(3 * 1024 * 1024 + 512 * 1024);
+    let body = config_map("huge", json!({"big": big}))
+        .to_string()
+        .into_bytes();
+    for _ in 0..5 {
+        let client = kube_client(&cluster).await;
+        if let Ok(reply) = try_raw(&client, "POST", CONFIG_MAPS, body.clone()).await {
+            assert_eq!(reply.code, 413, "{:#}", reply.body);
+            assert_eq!(
+                reply.connection.as_deref(),
+                Some("close"),
+                "a 413 whose request body stays unread must say `Connection: close`"
+            );
+            return;
+        }
+    }
+    panic!("the oversized POST was never answered in 5 attempts");
 }
 
 #[tokio::test]

@@ -56,7 +56,7 @@ fn bench_api_small_run_reports_every_figure() {
     assert!(figure(&stdout, "baseline: raw one writer:", "s:") > 0.0);
     assert!(figure(&stdout, "api: creates: 200 by 4 clients", "s:") > 0.0);
     assert!(figure(&stdout, "api: creates:", "p99") > 0.0);
-    assert!(figure(&stdout, "api: creates/s ÷ raw group commit:", ":") > 0.0);
+    assert!(figure(&stdout, "api: creates/s ÷ raw group commit", ":") > 0.0);
     assert!(
         figure(
             &stdout,

@@ -105,7 +105,6 @@ pub struct Params {
 /// What the API measurement found.
 #[derive(Debug, Clone, Default)]
 pub struct ApiResult {
-    pub namespace: String,
     /// Client-side latency of each create (request sent → 201 read).
     pub creates: Latencies,
     /// First create sent → last create answered.
@@ -213,13 +212,13 @@ pub async fn measure(target: &Target, params: &Params) -> anyhow::Result<ApiResu
         delivery_latencies(&received, &sent, &answered);
     drop(received);
 
+    eprintln!("api: creates done; listing {} PVCs …", params.count);
     let lists = list_claims(&mut control, &collection, params.count).await?;
 
     if !target.is_in_process() {
         delete_namespace(&mut control, &namespace).await;
     }
     Ok(ApiResult {
-        namespace,
         creates_per_second: creates.count as f64 / create_elapsed.as_secs_f64().max(1e-9),
         creates,
         create_elapsed,
