@@ -72,11 +72,10 @@ fn nothing_new_can_be_created_in_a_terminating_namespace() {
         r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
     ]);
     k.ok(&["delete", "namespace", "closing", "--wait=false"]);
-    let phase = eventually(Duration::from_secs(20), "namespace Terminating", || {
+    eventually(Duration::from_secs(20), "namespace Terminating", || {
         let ns = k.get_json(&["namespace", "closing"]);
         (ns["status"]["phase"] == "Terminating").then_some(())
     });
-    let _ = phase;
     let err = k.fails(&["create", "configmap", "late", "-n", "closing"], None);
     assert!(err.contains("being terminated"), "{err}");
     k.ok(&[
