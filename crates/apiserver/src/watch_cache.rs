@@ -173,10 +173,8 @@ impl WatchCache {
             let page = store.list(options.clone()).await?;
             let revision = *at.get_or_insert(page.revision);
             options.revision = Some(revision);
-            for kv in &page.items {
-                if let Some(obj) = self.decode(kv, kv.mod_revision) {
-                    objects.insert(kv.key.clone(), Arc::new(obj));
-                }
+            for (key, obj) in decode_page(&page.items) {
+                objects.insert(key, Arc::new(obj));
             }
             match (page.more, page.items.last()) {
                 (true, Some(last)) => options.start_after = Some(last.key.clone()),
@@ -242,12 +240,12 @@ impl WatchCache {
                     EventType::Added
                 };
                 let rv = kv.mod_revision;
-                (kind, kv.key.clone(), self.decode(&kv, rv), rv)
+                (kind, kv.key.clone(), decode(&kv, rv), rv)
             }
             WatchEvent::Delete { prev, revision } => (
                 EventType::Deleted,
                 prev.key.clone(),
-                self.decode(&prev, revision),
+                decode(&prev, revision),
                 revision,
             ),
         };
@@ -300,45 +298,6 @@ impl WatchCache {
             *r = (*r).max(revision);
             changed
         });
-    }
-
-    /// Builds the cached form of a stored object at revision `rv`; `None` for undecodable values
-    /// (logged: the store holds something no API write put there).
-    fn decode(&self, kv: &KeyValue, rv: Revision) -> Option<CachedObject> {
-        let resource = resource_of_key(&kv.key)?;
-        let mut value: Value = match serde_json::from_slice(&kv.value) {
-            Ok(v) => v,
-            Err(err) => {
-                tracing::error!(key = %kv.key, %err, "undecodable object in the store");
-                return None;
-            }
-        };
-        let meta = value.get_mut("metadata")?.as_object_mut()?;
-        meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
-        let str_of = |m: &Map<String, Value>, f: &str| {
-            m.get(f).and_then(Value::as_str).unwrap_or("").to_string()
-        };
-        let owners = meta
-            .get("ownerReferences")
-            .and_then(Value::as_array)
-            .map(|refs| {
-                refs.iter()
-                    .filter_map(|r| r.get("uid")?.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let cached = CachedObject {
-            rv,
-            namespace: str_of(meta, "namespace"),
-            name: str_of(meta, "name"),
-            uid: str_of(meta, "uid"),
-            labels: meta.get("labels").and_then(Value::as_object).cloned(),
-            deleting: meta.contains_key("deletionTimestamp"),
-            owners,
-            fields: field_values(resource.plural, &value),
-            json: Bytes::from(serde_json::to_vec(&value).ok()?),
-        };
-        Some(cached)
     }
 
     /// The newest revision the cache has applied.
@@ -502,4 +461,65 @@ fn unindex(state: &mut CacheState, key: &str, obj: &CachedObject) {
             }
         }
     }
+}
+
+/// Builds the cached form of a stored object at revision `rv`; `None` for undecodable values
+/// (logged: the store holds something no API write put there).
+fn decode(kv: &KeyValue, rv: Revision) -> Option<CachedObject> {
+    let resource = resource_of_key(&kv.key)?;
+    let mut value: Value = match serde_json::from_slice(&kv.value) {
+        Ok(v) => v,
+        Err(err) => {
+            tracing::error!(key = %kv.key, %err, "undecodable object in the store");
+            return None;
+        }
+    };
+    let meta = value.get_mut("metadata")?.as_object_mut()?;
+    meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
+    let str_of = |m: &Map<String, Value>, f: &str| {
+        m.get(f).and_then(Value::as_str).unwrap_or("").to_string()
+    };
+    let owners = meta
+        .get("ownerReferences")
+        .and_then(Value::as_array)
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| r.get("uid")?.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let cached = CachedObject {
+        rv,
+        namespace: str_of(meta, "namespace"),
+        name: str_of(meta, "name"),
+        uid: str_of(meta, "uid"),
+        labels: meta.get("labels").and_then(Value::as_object).cloned(),
+        deleting: meta.contains_key("deletionTimestamp"),
+        owners,
+        fields: field_values(resource.plural, &value),
+        json: Bytes::from(serde_json::to_vec(&value).ok()?),
+    };
+    Some(cached)
+}
+
+/// Decodes a page of stored objects on every core: start-up time with many objects is this.
+fn decode_page(items: &[KeyValue]) -> Vec<(String, CachedObject)> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = items.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .filter_map(|kv| decode(kv, kv.mod_revision).map(|o| (kv.key.clone(), o)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("decoding does not panic"))
+            .collect()
+    })
 }
