@@ -32,31 +32,39 @@ impl EtcdServer {
     /// Starts etcd on free loopback ports and waits until it is healthy. Panics with etcd's log
     /// when it does not come up (a test cannot go on without it).
     pub fn start() -> EtcdServer {
+        EtcdServer::try_start().unwrap_or_else(|failure| panic!("{failure}"))
+    }
+
+    /// As [`EtcdServer::start`], returning what went wrong instead of panicking (for tools such
+    /// as `volplane bench api --spawn-etcd`).
+    pub fn try_start() -> Result<EtcdServer, String> {
         let binary = Self::binary();
-        assert!(
-            binary.exists(),
-            "{} not found: install Debian's etcd-server (apt-get install -y etcd-server)",
-            binary.display()
-        );
+        if !binary.exists() {
+            return Err(format!(
+                "{} not found: install Debian's etcd-server (apt-get install -y etcd-server)",
+                binary.display()
+            ));
+        }
         // Another process may grab a port between our probe and etcd's bind: try a few times.
         let mut last_failure = String::new();
         for _attempt in 0..5 {
             let (client_port, peer_port) = (free_port(), free_port());
+            let data = tempfile::Builder::new()
+                .prefix("volplane-etcd-")
+                .tempdir()
+                .map_err(|e| format!("creating etcd's data dir: {e}"))?;
             let mut server = EtcdServer {
                 child: None,
                 client_port,
                 peer_port,
-                data: tempfile::Builder::new()
-                    .prefix("volplane-etcd-")
-                    .tempdir()
-                    .expect("create etcd data dir"),
+                data,
             };
             match server.spawn_and_wait() {
-                Ok(()) => return server,
+                Ok(()) => return Ok(server),
                 Err(failure) => last_failure = failure,
             }
         }
-        panic!("etcd did not start: {last_failure}");
+        Err(format!("etcd did not start: {last_failure}"))
     }
 
     /// `etcd://127.0.0.1:PORT`, as volplane's `--store` takes it.

@@ -240,3 +240,22 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> O
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+impl Cluster {
+    /// A kube-rs configuration from this cluster's kubeconfig.
+    pub async fn kube_config(&self) -> kube::Config {
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("reading the kubeconfig");
+        kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .expect("kube config from the kubeconfig")
+    }
+
+    /// A kube-rs client of this cluster.
+    pub async fn kube_client(&self) -> kube::Client {
+        kube::Client::try_from(self.kube_config().await).expect("kube client")
+    }
+}

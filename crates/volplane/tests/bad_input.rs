@@ -14,18 +14,6 @@ fn start() -> Cluster {
     Cluster::start(env!("CARGO_BIN_EXE_volplane").as_ref(), &[])
 }
 
-/// The kube-rs configuration of the cluster's kubeconfig.
-async fn kube_config(cluster: &Cluster) -> kube::Config {
-    let kubeconfig = kube::config::Kubeconfig::read_from(&cluster.kubeconfig).expect("kubeconfig");
-    kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-        .await
-        .expect("kube config from the kubeconfig")
-}
-
-async fn kube_client(cluster: &Cluster) -> Client {
-    Client::try_from(kube_config(cluster).await).expect("kube client")
-}
-
 /// An answer as the wire carried it.
 #[derive(Debug)]
 struct Reply {
@@ -194,7 +182,7 @@ fn claim(name: &str) -> Value {
 #[tokio::test]
 async fn malformed_and_mismatched_bodies_are_400_and_store_nothing() {
     let cluster = start();
-    let client = kube_client(&cluster).await;
+    let client = cluster.kube_client().await;
     let before = names(&client, CONFIG_MAPS).await;
 
     let truncated = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"broken""#;
@@ -268,7 +256,7 @@ async fn a_body_over_3_mib_is_413_and_stores_nothing() {
     // uses a fresh client (its own connection).
     let mut reply = None;
     for _ in 0..5 {
-        let client = kube_client(&cluster).await;
+        let client = cluster.kube_client().await;
         match try_raw(&client, "POST", CONFIG_MAPS, body.clone()).await {
             Ok(r) => {
                 reply = Some(r);
@@ -283,7 +271,7 @@ async fn a_body_over_3_mib_is_413_and_stores_nothing() {
         reply.message(),
         "Request entity too large: limit is 3145728"
     );
-    let client = kube_client(&cluster).await;
+    let client = cluster.kube_client().await;
     assert_absent(&client, CONFIG_MAPS, "huge").await;
     // The server still answers afterwards.
     let reply = post(
@@ -306,7 +294,7 @@ async fn a_413_answer_closes_the_connection_it_will_not_read_further() {
         .to_string()
         .into_bytes();
     for _ in 0..5 {
-        let client = kube_client(&cluster).await;
+        let client = cluster.kube_client().await;
         if let Ok(reply) = try_raw(&client, "POST", CONFIG_MAPS, body.clone()).await {
             assert_eq!(reply.code, 413, "{:#}", reply.body);
             assert_eq!(
@@ -323,7 +311,7 @@ async fn a_413_answer_closes_the_connection_it_will_not_read_further() {
 #[tokio::test]
 async fn unknown_paths_and_objects_are_404() {
     let cluster = start();
-    let client = kube_client(&cluster).await;
+    let client = cluster.kube_client().await;
     for path in [
         "/api/v1/namespaces/default/bogusthings",
         "/api/v1/namespaces/default/bogusthings/x",
@@ -374,7 +362,7 @@ async fn unknown_paths_and_objects_are_404() {
 #[tokio::test]
 async fn unknown_fields_are_rejected_under_strict_and_warned_about_under_warn() {
     let cluster = start();
-    let client = kube_client(&cluster).await;
+    let client = cluster.kube_client().await;
     let mut body = claim("strict");
     body["spec"]["bogus"] = json!(true);
 
@@ -427,7 +415,7 @@ async fn unknown_fields_are_rejected_under_strict_and_warned_about_under_warn() 
 #[tokio::test]
 async fn invalid_objects_are_422_with_causes_and_store_nothing() {
     let cluster = start();
-    let client = kube_client(&cluster).await;
+    let client = cluster.kube_client().await;
 
     let reply = post(
         &client,
@@ -505,7 +493,7 @@ async fn invalid_objects_are_422_with_causes_and_store_nothing() {
 #[tokio::test]
 async fn conflicts_are_409_with_upstream_messages_and_change_nothing() {
     let cluster = start();
-    let client = kube_client(&cluster).await;
+    let client = cluster.kube_client().await;
     let first = post(&client, CONFIG_MAPS, &config_map("c", json!({"v": "1"}))).await;
     assert_eq!(first.code, 201, "{:#}", first.body);
     let mut second = first.body.clone();
@@ -573,8 +561,8 @@ async fn conflicts_are_409_with_upstream_messages_and_change_nothing() {
 #[tokio::test]
 async fn requests_without_a_valid_token_are_401_but_health_checks_answer() {
     let cluster = start();
-    let client = kube_client(&cluster).await;
-    let mut config = kube_config(&cluster).await;
+    let client = cluster.kube_client().await;
+    let mut config = cluster.kube_config().await;
     config.auth_info.token = None;
     config.auth_info.token_file = None;
     let anonymous = Client::try_from(config.clone()).expect("kube client");

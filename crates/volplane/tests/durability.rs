@@ -25,18 +25,6 @@ const CONTENT_ANNOTATION: &str = "volplane.test/content";
 /// No single request may take longer than this; one that does has an unknown outcome.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A kube-rs client from the cluster's kubeconfig.
-async fn kube_client(cluster: &Cluster) -> Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(&cluster.kubeconfig).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .expect("kube config from the kubeconfig");
-    Client::try_from(config).expect("kube client")
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
     ConfigMap,
@@ -356,7 +344,7 @@ async fn rounds(seed: u64) {
     let mut highest_rv = 0u64;
     let mut total_acknowledged = 0;
     for round in 0..ROUNDS {
-        let client = kube_client(&cluster).await;
+        let client = cluster.kube_client().await;
         let stop = Arc::new(AtomicBool::new(false));
         let acknowledged = Arc::new(AtomicUsize::new(0));
         let writers: Vec<_> = (0..WRITERS)
@@ -413,7 +401,7 @@ async fn rounds(seed: u64) {
         highest_rv = highest_rv.max(round_highest);
 
         tokio::task::block_in_place(|| cluster.restart());
-        let client = kube_client(&cluster).await;
+        let client = cluster.kube_client().await;
         let (now, list_rv) = stored(&client).await;
         assert!(
             list_rv >= highest_rv,

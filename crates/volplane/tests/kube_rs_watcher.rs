@@ -28,17 +28,6 @@ fn start() -> Cluster {
     )
 }
 
-async fn kube_client(cluster: &Cluster) -> Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(&cluster.kubeconfig).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .expect("kube config from the kubeconfig");
-    Client::try_from(config).expect("kube client")
-}
-
 fn rv_of<K: ResourceExt>(obj: &K) -> u64 {
     obj.resource_version()
         .expect("every object carries a resourceVersion")
@@ -332,7 +321,7 @@ async fn namespace(client: &Client, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflector_sees_every_change_in_order() {
     let cluster = start();
-    let client = kube_client(&cluster).await;
+    let client = cluster.kube_client().await;
     namespace(&client, "churn").await;
     let api: Api<ConfigMap> = Api::namespaced(client, "churn");
     // Some objects exist before the watcher starts: they come with the initial list.
@@ -370,7 +359,7 @@ async fn reflector_sees_every_change_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streaming_list_watcher_sees_initial_state_then_every_change() {
     let cluster = start();
-    let client = kube_client(&cluster).await;
+    let client = cluster.kube_client().await;
     namespace(&client, "stream").await;
     let api: Api<ConfigMap> = Api::namespaced(client, "stream");
     for i in 0..50 {
@@ -428,7 +417,7 @@ async fn raw_watch(client: &Client, uri: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_from_before_a_restart_gets_an_in_stream_410() {
     let mut cluster = start();
-    let client = kube_client(&cluster).await;
+    let client = cluster.kube_client().await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     let old = api
         .create(&PostParams::default(), &config_map("old", json!({}), "0"))
@@ -440,7 +429,7 @@ async fn watch_from_before_a_restart_gets_an_in_stream_410() {
     let latest = listed(&api).await.into_values().max().unwrap();
 
     tokio::task::block_in_place(|| cluster.restart());
-    let client = kube_client(&cluster).await;
+    let client = cluster.kube_client().await;
     let uri = format!(
         "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={}&allowWatchBookmarks=true&timeoutSeconds=30",
         rv_of(&old)
@@ -490,7 +479,7 @@ async fn watch_from_before_a_restart_gets_an_in_stream_410() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watcher_started_before_a_restart_relists_and_converges() {
     let mut cluster = start();
-    let client = kube_client(&cluster).await;
+    let client = cluster.kube_client().await;
     namespace(&client, "watched").await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "watched");
     for i in 0..10 {
@@ -528,7 +517,7 @@ async fn watcher_started_before_a_restart_relists_and_converges() {
 
     tokio::task::block_in_place(|| cluster.restart());
     // Changes after the restart: the reflector must end with them.
-    let client = kube_client(&cluster).await;
+    let client = cluster.kube_client().await;
     let api: Api<ConfigMap> = Api::namespaced(client, "watched");
     api.delete("before-1", &DeleteParams::default())
         .await
@@ -556,7 +545,7 @@ async fn watcher_started_before_a_restart_relists_and_converges() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn selector_watches_see_objects_enter_and_leave() {
     let cluster = start();
-    let client = kube_client(&cluster).await;
+    let client = cluster.kube_client().await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
     let x = api
         .create(

@@ -8,7 +8,6 @@
 mod api;
 mod baseline;
 mod claims;
-mod etcd_process;
 mod http_client;
 mod readiness;
 mod report;
@@ -104,7 +103,9 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
     );
     // Kept alive (and killed on drop) for the whole run.
     let spawned_etcd = if args.spawn_etcd {
-        Some(etcd_process::EtcdProcess::start().await?)
+        let etcd =
+            tokio::task::spawn_blocking(volplane_testkit::etcd::EtcdServer::try_start).await?;
+        Some(etcd.map_err(anyhow::Error::msg)?)
     } else {
         None
     };
