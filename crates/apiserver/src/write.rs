@@ -118,7 +118,7 @@ impl ApiServer {
             Err(err) => return Err(store_error(err)),
         };
         obj.set_meta("resourceVersion", json!(rv.to_string()));
-        tracing::info!(resource = resource.plural, key = %req.key_of(&name), rv, "created");
+        tracing::debug!(resource = resource.plural, key = %req.key_of(&name), rv, "created");
         Ok(WriteOutcome {
             code: 201,
             object: obj,
@@ -221,7 +221,7 @@ impl ApiServer {
             Err(err) => return Err(store_error(err).into()),
         };
         new.set_meta("resourceVersion", json!(rv.to_string()));
-        tracing::info!(resource = resource.plural, key, rv, "updated");
+        tracing::debug!(resource = resource.plural, key = %req.key(), rv, "updated");
         Ok(WriteOutcome {
             code: 200,
             object: new,
@@ -240,7 +240,7 @@ impl ApiServer {
         match self.store.delete(key, Some(expected)).await {
             Ok((rv, _)) => {
                 last.set_meta("resourceVersion", json!(rv.to_string()));
-                tracing::info!(resource = resource.plural, key, rv, "deleted");
+                tracing::debug!(resource = resource.plural, key, rv, "deleted");
                 Ok(WriteOutcome {
                     code: 200,
                     object: last,
