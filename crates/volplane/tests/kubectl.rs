@@ -360,16 +360,36 @@ fn get_watch_sees_added_modified_deleted() {
 }
 
 fn get_watch_sees_added_modified_deleted_on(k: &Kubectl) {
+    use std::io::BufRead;
+    // A configmap that exists before the watch: its ADDED line says the watch is established.
+    k.ok(&["create", "configmap", "sentinel"]);
     let mut watch = k.command();
     watch.args([
         "get",
         "configmaps",
         "-w",
         "--output-watch-events",
-        "--request-timeout=60s",
+        "--request-timeout=120s",
     ]);
     let mut child = watch.stdout(std::process::Stdio::piped()).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_line = || {
+        lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("kubectl get -w printed nothing for 60 s")
+    };
+    while !next_line().contains("sentinel") {}
     k.ok(&["create", "configmap", "watched"]);
     k.ok(&[
         "patch",
@@ -379,16 +399,22 @@ fn get_watch_sees_added_modified_deleted_on(k: &Kubectl) {
         r#"{"data":{"x":"1"}}"#,
     ]);
     k.ok(&["delete", "configmap", "watched"]);
-    std::thread::sleep(Duration::from_millis(800));
+    let mut events = Vec::new();
+    while events.len() < 3 {
+        let line = next_line();
+        if line.contains("watched") {
+            events.push(
+                line.split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+        }
+    }
     let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let events: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("watched"))
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
-    assert_eq!(events, vec!["ADDED", "MODIFIED", "DELETED"], "{text}");
+    let _ = child.wait();
+    k.ok(&["delete", "configmap", "sentinel"]);
+    assert_eq!(events, vec!["ADDED", "MODIFIED", "DELETED"]);
 }
 
 #[test]
