@@ -8,14 +8,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::combinators::BoxBody;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tokio_stream::wrappers::ReceiverStream;
 
 use crate::body::{MAX_BODY_BYTES, decode_object, decode_value, media_type};
 use crate::conversion;
@@ -27,7 +26,7 @@ use crate::table::{IncludeObject, table, wants_table};
 use crate::watch::{self, Encoding};
 use crate::write::{DeleteOptions, FieldValidation, WriteOptions, WriteOutcome};
 
-pub type Body = BoxBody<Bytes, Infallible>;
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// Accepts connections until the listener fails; each connection is served on its own task.
 pub async fn serve(server: Arc<ApiServer>, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
@@ -246,10 +245,9 @@ async fn resource_response(
             } else {
                 Encoding::Object
             };
-            let rx = watch::start(Arc::clone(server), rreq, encoding).await?;
-            let stream =
-                ReceiverStream::new(rx).map(|chunk| Ok::<_, Infallible>(Frame::data(chunk)));
-            let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+            let body = watch::start(Arc::clone(server), rreq, encoding).await?;
+            let stream = body.map(|chunk| Ok::<_, Infallible>(Frame::data(chunk)));
+            let mut resp = Response::new(BodyExt::boxed_unsync(StreamBody::new(stream)));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
@@ -370,7 +368,7 @@ pub fn json_response(code: StatusCode, value: &Value) -> Response<Body> {
 }
 
 pub fn bytes_response(code: StatusCode, bytes: Vec<u8>) -> Response<Body> {
-    let mut resp = Response::new(BodyExt::boxed(Full::new(Bytes::from(bytes))));
+    let mut resp = Response::new(BodyExt::boxed_unsync(Full::new(Bytes::from(bytes))));
     *resp.status_mut() = code;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -380,7 +378,9 @@ pub fn bytes_response(code: StatusCode, bytes: Vec<u8>) -> Response<Body> {
 }
 
 pub fn text_response(code: StatusCode, text: &str) -> Response<Body> {
-    let mut resp = Response::new(BodyExt::boxed(Full::new(Bytes::from(text.to_string()))));
+    let mut resp = Response::new(BodyExt::boxed_unsync(Full::new(Bytes::from(
+        text.to_string(),
+    ))));
     *resp.status_mut() = code;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tokio::sync::mpsc;
 use volplane_api::resources::ResourceInfo;
 use volplane_store::Revision;
 
@@ -42,12 +42,16 @@ enum Start {
     After(Revision),
 }
 
-/// Starts a watch; the returned receiver yields the response body's chunks.
+/// The body of a watch response: chunks of JSON lines.
+pub type WatchBody = std::pin::Pin<Box<dyn futures::Stream<Item = Bytes> + Send>>;
+
+/// Starts a watch. The returned stream is the response body; the connection's own task polls
+/// it, so an event costs one task wake-up per watcher (no task in between).
 pub async fn start(
     server: Arc<ApiServer>,
     req: ResourceRequest,
     encoding: Encoding,
-) -> Result<mpsc::Receiver<Bytes>, ApiError> {
+) -> Result<WatchBody, ApiError> {
     let filter = Filter::from_request(&req)?;
     let start = plan_start(&server, &req).await?;
     let timeout = req
@@ -56,22 +60,33 @@ pub async fn start(
         .map(Duration::from_secs)
         .unwrap_or(DEFAULT_TIMEOUT);
     let bookmarks = req.query.flag("allowWatchBookmarks");
-    let (tx, rx) = mpsc::channel(256);
     let watcher = Watcher {
         resource: req.resource,
         filter,
         encoding,
-        tx,
         sent_columns: false,
         bookmarks,
         pending: Vec::new(),
     };
-    server.metrics.watch_started();
-    tokio::spawn(async move {
-        let _ = tokio::time::timeout(timeout, watcher.run(&server, start)).await;
-        server.metrics.watch_ended();
-    });
-    Ok(rx)
+    let open = OpenWatch::new(Arc::clone(&server.metrics));
+    let events = watcher.events(server, start, open);
+    Ok(Box::pin(events.take_until(tokio::time::sleep(timeout))))
+}
+
+/// Counts an open watch in the metrics for as long as its stream lives.
+struct OpenWatch(Arc<crate::metrics::Metrics>);
+
+impl OpenWatch {
+    fn new(metrics: Arc<crate::metrics::Metrics>) -> OpenWatch {
+        metrics.watch_started();
+        OpenWatch(metrics)
+    }
+}
+
+impl Drop for OpenWatch {
+    fn drop(&mut self) {
+        self.0.watch_ended();
+    }
 }
 
 async fn plan_start(server: &ApiServer, req: &ResourceRequest) -> Result<Start, ApiError> {
@@ -136,7 +151,6 @@ struct Watcher {
     resource: &'static ResourceInfo,
     filter: Filter,
     encoding: Encoding,
-    tx: mpsc::Sender<Bytes>,
     sent_columns: bool,
     bookmarks: bool,
     /// Lines not yet handed to the connection: events that arrive together leave together, so a
@@ -148,83 +162,102 @@ struct Watcher {
 const FLUSH_AT: usize = 64 * 1024;
 
 impl Watcher {
-    async fn run(mut self, server: &ApiServer, start: Start) -> Option<()> {
-        let (mut rx, mut seen) = match start {
-            Start::Initial { end_bookmark } => {
-                let (objects, revision, rx) = server.cache.snapshot_and_subscribe();
-                let prefix = self
-                    .resource
-                    .storage_prefix_in(self.filter.namespace.as_deref());
-                for (_, obj) in range_of(&objects, &prefix) {
-                    if self.filter.matches(obj) {
-                        self.push(EventType::Added.as_str(), obj);
-                        self.flush_if_full().await?;
-                    }
-                }
-                if end_bookmark {
-                    self.bookmark(revision, true);
-                }
-                self.flush().await?;
-                (rx, revision)
-            }
-            Start::After(after) => match server.cache.subscribe(after) {
-                Ok((backlog, rx)) => {
-                    for event in &backlog {
-                        self.deliver(event);
-                        self.flush_if_full().await?;
-                    }
-                    self.flush().await?;
-                    (rx, backlog.last().map_or(after, |e| e.rv))
-                }
-                Err(too_old) => return self.expired(too_old).await,
-            },
-        };
-        let mut ticker = tokio::time::interval(BOOKMARK_EVERY);
-        ticker.tick().await;
-        loop {
-            tokio::select! {
-                received = rx.recv() => {
-                    let mut next = Some(received);
-                    // Take everything already queued before writing once.
-                    while let Some(received) = next.take() {
-                        match received {
-                            Ok(event) if event.rv <= seen => {}
-                            Ok(event) => {
-                                seen = event.rv;
-                                self.deliver(&event);
-                                self.flush_if_full().await?;
+    fn events(
+        mut self,
+        server: Arc<ApiServer>,
+        start: Start,
+        open: OpenWatch,
+    ) -> impl futures::Stream<Item = Bytes> + Send {
+        async_stream::stream! {
+            let _open = open;
+            let (mut rx, mut seen) = match start {
+                Start::Initial { end_bookmark } => {
+                    let (objects, revision, rx) = server.cache.snapshot_and_subscribe();
+                    let prefix = self.resource.storage_prefix_in(self.filter.namespace.as_deref());
+                    for (_, obj) in range_of(&objects, &prefix) {
+                        if self.filter.matches(obj) {
+                            self.push(EventType::Added.as_str(), obj);
+                            if self.pending.len() >= FLUSH_AT {
+                                yield self.take();
                             }
-                            Err(RecvError::Lagged(_)) => match server.cache.subscribe(seen) {
-                                // Fell behind the broadcast: catch up from the ring.
-                                Ok((backlog, fresh)) => {
-                                    rx = fresh;
-                                    for event in &backlog {
-                                        seen = event.rv;
-                                        self.deliver(event);
-                                        self.flush_if_full().await?;
-                                    }
-                                }
-                                Err(too_old) => {
-                                    self.flush().await?;
-                                    return self.expired(too_old).await;
-                                }
-                            },
-                            Err(RecvError::Closed) => return None,
                         }
-                        next = match rx.try_recv() {
-                            Ok(event) => Some(Ok(event)),
-                            Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
-                            Err(TryRecvError::Empty) => None,
-                            Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
-                        };
                     }
-                    self.flush().await?;
+                    if end_bookmark {
+                        self.bookmark(revision, true);
+                    }
+                    (rx, revision)
                 }
-                _ = ticker.tick(), if self.bookmarks => {
+                Start::After(after) => match server.cache.subscribe(after) {
+                    Ok((backlog, rx)) => {
+                        for event in &backlog {
+                            self.deliver(event);
+                            if self.pending.len() >= FLUSH_AT {
+                                yield self.take();
+                            }
+                        }
+                        (rx, backlog.last().map_or(after, |e| e.rv))
+                    }
+                    Err(too_old) => {
+                        self.expired(too_old);
+                        yield self.take();
+                        return;
+                    }
+                },
+            };
+            if !self.pending.is_empty() {
+                yield self.take();
+            }
+            let mut ticker = tokio::time::interval(BOOKMARK_EVERY);
+            ticker.tick().await;
+            loop {
+                let received = tokio::select! {
+                    received = rx.recv() => Some(received),
+                    _ = ticker.tick(), if self.bookmarks => None,
+                };
+                let Some(received) = received else {
                     self.bookmark(seen, false);
-                    self.flush().await?;
+                    yield self.take();
+                    continue;
+                };
+                let mut next = Some(received);
+                // Take everything already queued before writing once.
+                while let Some(received) = next.take() {
+                    match received {
+                        Ok(event) if event.rv <= seen => {}
+                        Ok(event) => {
+                            seen = event.rv;
+                            self.deliver(&event);
+                        }
+                        Err(RecvError::Lagged(_)) => match server.cache.subscribe(seen) {
+                            // Fell behind the broadcast: catch up from the ring.
+                            Ok((backlog, fresh)) => {
+                                rx = fresh;
+                                for event in &backlog {
+                                    seen = event.rv;
+                                    self.deliver(event);
+                                }
+                            }
+                            Err(too_old) => {
+                                self.expired(too_old);
+                                yield self.take();
+                                return;
+                            }
+                        },
+                        Err(RecvError::Closed) => return,
+                    }
+                    if self.pending.len() >= FLUSH_AT {
+                        yield self.take();
+                    }
+                    next = match rx.try_recv() {
+                        Ok(event) => Some(Ok(event)),
+                        Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+                        Err(TryRecvError::Empty) => None,
+                        Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+                    };
                 }
-                _ = self.tx.closed() => return None,
+                if !self.pending.is_empty() {
+                    yield self.take();
+                }
             }
         }
     }
@@ -286,19 +319,9 @@ impl Watcher {
         self.pending.push(b'\n');
     }
 
-    async fn flush_if_full(&mut self) -> Option<()> {
-        if self.pending.len() >= FLUSH_AT {
-            self.flush().await?;
-        }
-        Some(())
-    }
-
-    async fn flush(&mut self) -> Option<()> {
-        if self.pending.is_empty() {
-            return Some(());
-        }
-        let chunk = Bytes::from(std::mem::take(&mut self.pending));
-        self.tx.send(chunk).await.ok()
+    /// The pending lines as one chunk of the body.
+    fn take(&mut self) -> Bytes {
+        Bytes::from(std::mem::take(&mut self.pending))
     }
 
     fn bookmark(&mut self, revision: Revision, initial_end: bool) {
@@ -310,14 +333,12 @@ impl Watcher {
         self.push_raw("BOOKMARK", object);
     }
 
-    async fn expired(&mut self, too_old: TooOld) -> Option<()> {
+    fn expired(&mut self, too_old: TooOld) {
         let message = format!(
             "too old resource version: {} ({})",
             too_old.requested, too_old.oldest
         );
         let status = ApiError::expired(message).to_status();
         self.push_raw("ERROR", status);
-        self.flush().await?;
-        None
     }
 }
