@@ -124,8 +124,12 @@ impl Harness {
             .expect("spawn volplane-csi-driver");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !self.socket.exists() {
-            assert!(Instant::now() < deadline, "driver socket did not appear");
+        // The socket file appears at bind(), a moment before listen(): wait until it accepts.
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "driver socket did not start accepting"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         // A fresh connection, as a CO makes after its plugin restarted (the
