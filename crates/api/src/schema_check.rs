@@ -227,14 +227,8 @@ fn trees() -> &'static HashMap<(&'static str, &'static str), FieldTrees> {
 /// (`spec.foo`, `spec.containers[0].bar`), in the order they appear in the object. Empty for a
 /// kind without a published schema.
 pub fn unknown_fields(resource: &ResourceInfo, obj: &Value) -> Vec<String> {
-    let mut found = Vec::new();
-    if let Some(trees) = trees().get(&(resource.group, resource.version))
-        && let Some(&root) = trees.roots.get(resource.kind)
-    {
-        let mut path = String::new();
-        walk(&trees.nodes, root, obj, &mut path, &mut found);
-    }
-    found
+    // One walker for both questions: pruning a copy finds exactly what pruning would remove.
+    prune_unknown_fields(resource, &mut obj.clone())
 }
 
 /// Removes the fields of `obj` that `resource`'s kind does not have (what upstream's decoding
@@ -290,39 +284,6 @@ fn prune(
                 path.truncate(len);
             }
         }
-        _ => {}
-    }
-}
-
-fn walk(nodes: &[Node], id: NodeId, value: &Value, path: &mut String, found: &mut Vec<String>) {
-    match (&nodes[id], value) {
-        (Node::Object { fields, rest }, Value::Object(map)) => {
-            for (key, child) in map {
-                let len = path.len();
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.push_str(key);
-                match (fields.get(key.as_str()), rest) {
-                    (Some(&field), _) | (None, &Rest::Each(field)) => {
-                        walk(nodes, field, child, path, found);
-                    }
-                    (None, Rest::Reject) => found.push(path.clone()),
-                    (None, Rest::Any) => {}
-                }
-                path.truncate(len);
-            }
-        }
-        (Node::Array(item), Value::Array(values)) => {
-            for (i, child) in values.iter().enumerate() {
-                let len = path.len();
-                path.push_str(&format!("[{i}]"));
-                walk(nodes, *item, child, path, found);
-                path.truncate(len);
-            }
-        }
-        // Scalars, free-form values and type mismatches: type errors are not this check's
-        // business.
         _ => {}
     }
 }
@@ -555,7 +516,13 @@ mod tests {
             }
         });
         let mut found = Vec::new();
-        walk(&nodes, root, &obj, &mut String::new(), &mut found);
+        prune(
+            &nodes,
+            root,
+            &mut obj.clone(),
+            &mut String::new(),
+            &mut found,
+        );
         assert_eq!(
             found,
             [
