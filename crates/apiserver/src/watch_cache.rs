@@ -523,3 +523,105 @@ fn decode_page(items: &[KeyValue]) -> Vec<(String, CachedObject)> {
             .collect()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use volplane_store::redb_store::RedbStore;
+
+    fn cm(name: &str, owner: Option<&str>) -> Bytes {
+        let mut meta = serde_json::json!({"name": name, "namespace": "ns", "uid": format!("uid-{name}"), "labels": {"app": "x"}});
+        if let Some(owner) = owner {
+            meta["ownerReferences"] = serde_json::json!([{"uid": owner, "name": "o", "kind": "ConfigMap", "apiVersion": "v1"}]);
+        }
+        Bytes::from(
+            serde_json::to_vec(
+                &serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta}),
+            )
+            .unwrap(),
+        )
+    }
+
+    async fn cache_with(ring: usize) -> (tempfile::TempDir, Arc<dyn Store>, Arc<WatchCache>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path().join("s.redb")).unwrap());
+        store
+            .create("/registry/configmaps/ns/before", cm("before", None))
+            .await
+            .unwrap();
+        let cache = WatchCache::start(Arc::clone(&store), ring).await.unwrap();
+        (dir, store, cache)
+    }
+
+    #[tokio::test]
+    async fn loads_existing_objects_and_follows_new_writes_with_their_revision() {
+        let (_dir, store, cache) = cache_with(100).await;
+        assert!(cache.get("/registry/configmaps/ns/before").is_some());
+        let rv = store
+            .create("/registry/configmaps/ns/after", cm("after", None))
+            .await
+            .unwrap();
+        assert!(cache.wait_for(rv, Duration::from_secs(5)).await);
+        let after = cache.get("/registry/configmaps/ns/after").unwrap();
+        assert_eq!(after.rv, rv);
+        assert_eq!(after.value()["metadata"]["resourceVersion"], rv.to_string());
+        assert_eq!(
+            after
+                .fields
+                .iter()
+                .find(|(f, _)| *f == "metadata.name")
+                .unwrap()
+                .1,
+            "after"
+        );
+        assert_eq!(cache.list_prefix("/registry/configmaps/ns/").len(), 2);
+    }
+
+    #[tokio::test]
+    async fn subscribe_replays_the_ring_and_refuses_what_it_no_longer_holds() {
+        let (_dir, store, cache) = cache_with(3).await;
+        let start = cache.current_revision();
+        let mut last = start;
+        for i in 0..5 {
+            last = store
+                .create(
+                    &format!("/registry/configmaps/ns/c{i}"),
+                    cm(&format!("c{i}"), None),
+                )
+                .await
+                .unwrap();
+        }
+        assert!(cache.wait_for(last, Duration::from_secs(5)).await);
+        let (backlog, _rx) = cache.subscribe(last - 2).unwrap();
+        assert_eq!(
+            backlog.iter().map(|e| e.rv).collect::<Vec<_>>(),
+            vec![last - 1, last]
+        );
+        let too_old = cache.subscribe(start).unwrap_err();
+        assert_eq!(too_old.requested, start);
+    }
+
+    #[tokio::test]
+    async fn dependents_are_indexed_by_owner_uid_and_forgotten_on_delete() {
+        let (_dir, store, cache) = cache_with(100).await;
+        store
+            .create("/registry/configmaps/ns/dep", cm("dep", Some("uid-before")))
+            .await
+            .unwrap();
+        let (rv, _) = store
+            .delete("/registry/configmaps/ns/before", None)
+            .await
+            .unwrap();
+        assert!(cache.wait_for(rv, Duration::from_secs(5)).await);
+        let deps = cache.dependents_of("uid-before");
+        assert_eq!(deps.len(), 1);
+        assert_eq!(deps[0].1.name, "dep");
+        assert!(cache.by_uid("uid-before").is_none());
+        let (rv, _) = store
+            .delete("/registry/configmaps/ns/dep", None)
+            .await
+            .unwrap();
+        assert!(cache.wait_for(rv, Duration::from_secs(5)).await);
+        assert!(cache.dependents_of("uid-before").is_empty());
+    }
+}
