@@ -89,31 +89,20 @@ async fn check_namespace_open(server: &ApiServer, namespace: &str) -> Result<(),
         // Not cached yet: the namespace may have been created an instant ago.
         None => match server.store.get(&key).await.map_err(store_error)? {
             Some(kv) => decode_stored(&kv)?.deletion_timestamp().is_some(),
-            None => {
-                let mut err = ApiError::new(
-                    404,
-                    "NotFound",
-                    format!("namespaces \"{namespace}\" not found"),
-                );
-                err.details.name = Some(namespace.to_string());
-                err.details.kind = Some("namespaces".into());
-                return Err(err);
-            }
+            None => return Err(ApiError::not_found(namespaces(), namespace)),
         },
     };
     if deleting {
-        let mut err = ApiError::new(
-            403,
-            "Forbidden",
-            format!(
-                "unable to create new content in namespace {namespace} because it is being terminated"
-            ),
+        let message = format!(
+            "unable to create new content in namespace {namespace} because it is being terminated"
         );
-        err.details.name = Some(namespace.to_string());
-        err.details.kind = Some("namespaces".into());
-        return Err(err);
+        return Err(ApiError::forbidden(namespaces(), namespace, message));
     }
     Ok(())
+}
+
+fn namespaces() -> &'static ResourceInfo {
+    volplane_api::resources::find("", "v1", "namespaces").expect("namespaces are served")
 }
 
 /// The default StorageClass: the newest one annotated as default (ties: the first by name).
@@ -159,15 +148,9 @@ fn check_resize_allowed(
     if bound && allows {
         return Ok(());
     }
-    let mut err = ApiError::new(
-        403,
-        "Forbidden",
-        format!(
-            "{} \"{name}\" is forbidden: only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize",
-            resource.plural
-        ),
+    let message = format!(
+        "{} \"{name}\" is forbidden: only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize",
+        resource.plural
     );
-    err.details.name = Some(name.to_string());
-    err.details.kind = Some(resource.plural.to_string());
-    Err(err)
+    Err(ApiError::forbidden(resource, name, message))
 }

@@ -40,16 +40,13 @@ pub fn decode_value(content_type: Option<&str>, body: &Bytes) -> Result<Value, A
         | "application/json-patch+json"
         | "application/merge-patch+json"
         | "application/strategic-merge-patch+json"
-        | "" => serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("json: {}", json_error_text(&e))))?,
+        | "" => {
+            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("json: {e}")))?
+        }
         crate::protobuf::MEDIA_TYPE => crate::protobuf::decode(body).map_err(protobuf_error)?,
         other => return Err(ApiError::unsupported_media_type(other)),
     };
     Ok(value)
-}
-
-fn json_error_text(err: &serde_json::Error) -> String {
-    format!("{err}")
 }
 
 /// Protobuf bodies of kinds or encodings we cannot read are 415; malformed ones 400.
@@ -99,25 +96,20 @@ pub fn check_type_meta(resource: &ResourceInfo, obj: &mut Value) -> Result<(), A
                 truncate(&obj.to_string(), 200)
             )));
         }
-        (Some(v), Some(k)) if *v == expected_version && k == resource.kind => {}
-        (Some(v), Some(k)) => {
+        (Some(_), Some(k)) if k != resource.kind => {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                resource.kind
+            )));
+        }
+        (Some(v), _) if *v != expected_version => {
             return Err(ApiError::bad_request(format!(
                 "the API version in the data ({v}) does not match the expected API version ({expected_version})"
-            ))
-            .with_kind_mismatch(k, resource.kind));
+            )));
         }
+        _ => {}
     }
     Ok(())
-}
-
-impl ApiError {
-    fn with_kind_mismatch(mut self, got: &str, want: &str) -> ApiError {
-        if got != want {
-            self.message =
-                format!("the kind in the data ({got}) does not match the expected kind ({want})");
-        }
-        self
-    }
 }
 
 fn truncate(s: &str, max: usize) -> &str {

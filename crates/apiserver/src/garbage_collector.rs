@@ -12,7 +12,7 @@ use tokio::sync::broadcast::error::RecvError;
 use volplane_api::wellknown::{FINALIZER_FOREGROUND_DELETION, FINALIZER_ORPHAN};
 
 use crate::object::ObjectExt;
-use crate::request::{Query, ResourceRequest, Verb};
+use crate::request::{ResourceRequest, Verb};
 use crate::server::ApiServer;
 use crate::watch_cache::{CacheEvent, CachedObject, EventType, resource_of_key};
 use crate::write::{DeleteOptions, WriteOptions};
@@ -147,14 +147,14 @@ fn blocks(dep: &Value, owner_uid: &str) -> bool {
 
 fn request_for(key: &str, obj: &CachedObject, verb: Verb) -> Option<ResourceRequest> {
     let resource = resource_of_key(key)?;
-    Some(ResourceRequest {
+    let namespace = (!obj.namespace.is_empty()).then_some(obj.namespace.as_str());
+    Some(ResourceRequest::internal(
         resource,
-        namespace: (!obj.namespace.is_empty()).then(|| obj.namespace.clone()),
-        name: Some(obj.name.clone()),
-        subresource: None,
+        namespace,
+        Some(&obj.name),
+        None,
         verb,
-        query: Query::default(),
-    })
+    ))
 }
 
 fn internal_write() -> WriteOptions {

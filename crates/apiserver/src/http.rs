@@ -283,7 +283,7 @@ async fn resource_response(
                 Some(decode_value(content_type.as_deref(), &bytes)?)
             };
             let options = DeleteOptions::from_request(&rreq, body.as_ref())?;
-            let sreq = storage_request(&rreq);
+            let sreq = rreq.to_storage();
             let outcome = server.delete(&sreq, &options).await?;
             Ok(write_response(resource, outcome))
         }
@@ -296,7 +296,7 @@ async fn resource_response(
             };
             let options = DeleteOptions::from_request(&rreq, body.as_ref())?;
             server
-                .delete_collection(&storage_request(&rreq), &options)
+                .delete_collection(&rreq.to_storage(), &options)
                 .await?;
             Ok(json_response(
                 StatusCode::OK,
@@ -307,12 +307,6 @@ async fn resource_response(
 }
 
 /// The request as the storage resource sees it (events.k8s.io → core events).
-fn storage_request(rreq: &ResourceRequest) -> ResourceRequest {
-    let mut sreq = rreq.clone();
-    sreq.resource = conversion::storage_resource(rreq.resource);
-    sreq
-}
-
 /// Converts a written object to the stored form, checking unknown fields against the served
 /// form first (the stored form's schema would not know the served form's fields).
 fn to_storage(
@@ -320,7 +314,7 @@ fn to_storage(
     mut obj: Value,
     opts: &mut WriteOptions,
 ) -> Result<(ResourceRequest, Value), ApiError> {
-    let sreq = storage_request(rreq);
+    let sreq = rreq.to_storage();
     if std::ptr::eq(sreq.resource, rreq.resource) {
         return Ok((sreq, obj));
     }

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
-use volplane_api::resources::{RESOURCES, Subresource, find};
+use volplane_api::resources::{RESOURCES, ResourceInfo, Subresource, find};
 
-use crate::request::{Query, ResourceRequest, Verb};
+use crate::conversion::storage_resource;
+use crate::request::{ResourceRequest, Verb};
 use crate::server::ApiServer;
 use crate::watch_cache::{CacheEvent, EventType};
 use crate::write::{DeleteOptions, WriteOptions};
@@ -47,14 +48,7 @@ pub async fn ensure_system_namespaces(server: &ApiServer) {
         {
             continue;
         }
-        let req = ResourceRequest {
-            resource: namespaces,
-            namespace: None,
-            name: None,
-            subresource: None,
-            verb: Verb::Create,
-            query: Query::default(),
-        };
+        let req = ResourceRequest::internal(namespaces, None, None, None, Verb::Create);
         let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
         if let Err(err) = server.create(&req, obj, &internal_write()).await
             && err.code != 409
@@ -90,9 +84,13 @@ async fn full_pass(server: &ApiServer) {
 /// and deletes the namespace itself.
 async fn finalize(server: &ApiServer, namespace: &str) {
     let mut remaining = 0;
+    // Each stored object once: resources served from another's storage (events.k8s.io events)
+    // are skipped.
+    let stored_here = |r: &&'static ResourceInfo| std::ptr::eq(storage_resource(r), *r);
     for resource in RESOURCES
         .iter()
-        .filter(|r| r.namespaced && r.group != "events.k8s.io")
+        .filter(|r| r.namespaced)
+        .filter(stored_here)
     {
         for obj in server
             .cache
@@ -102,14 +100,13 @@ async fn finalize(server: &ApiServer, namespace: &str) {
             if obj.deleting {
                 continue;
             }
-            let req = ResourceRequest {
+            let req = ResourceRequest::internal(
                 resource,
-                namespace: Some(namespace.to_string()),
-                name: Some(obj.name.clone()),
-                subresource: None,
-                verb: Verb::Delete,
-                query: Query::default(),
-            };
+                Some(namespace),
+                Some(&obj.name),
+                None,
+                Verb::Delete,
+            );
             if let Err(err) = server.delete(&req, &DeleteOptions::default()).await
                 && err.code != 404
             {
@@ -124,14 +121,13 @@ async fn finalize(server: &ApiServer, namespace: &str) {
 
 async fn remove_spec_finalizer(server: &ApiServer, namespace: &str) {
     let namespaces = find("", "v1", "namespaces").expect("namespaces are served");
-    let req = ResourceRequest {
-        resource: namespaces,
-        namespace: None,
-        name: Some(namespace.to_string()),
-        subresource: Some(Subresource::Finalize),
-        verb: Verb::Update,
-        query: Query::default(),
-    };
+    let req = ResourceRequest::internal(
+        namespaces,
+        None,
+        Some(namespace),
+        Some(Subresource::Finalize),
+        Verb::Update,
+    );
     let result = server
         .write_loop(&req, &internal_write(), None, |current| {
             let mut next = current.clone();

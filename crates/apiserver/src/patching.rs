@@ -58,7 +58,7 @@ impl ApiServer {
             PatchType::Merge | PatchType::Strategic => parse_precondition(&patch)?,
             _ => None,
         };
-        let sreq = storage_request(req);
+        let sreq = req.to_storage();
         let mut warnings = Vec::new();
         let mut outcome = self
             .write_loop(&sreq, opts, precondition, |current| {
@@ -99,7 +99,7 @@ impl ApiServer {
         }
         check_type_meta(req.resource, &mut applied)?;
         let warnings = check_fields(req.resource, &mut applied, opts.field_validation)?;
-        let sreq = storage_request(req);
+        let sreq = req.to_storage();
         let subresource = req.subresource.map(|s| s.name()).unwrap_or("");
         let apply_opts = WriteOptions {
             applying: true,
@@ -175,12 +175,6 @@ impl ApiServer {
             req.name.as_deref().unwrap_or_default(),
         ))
     }
-}
-
-fn storage_request(req: &ResourceRequest) -> ResourceRequest {
-    let mut sreq = req.clone();
-    sreq.resource = conversion::storage_resource(req.resource);
-    sreq
 }
 
 fn stamp(obj: &mut Value, mut managed: ManagedFields) {

@@ -49,6 +49,32 @@ pub struct ResourceRequest {
 }
 
 impl ResourceRequest {
+    /// A request the API server makes of itself (garbage collector, namespace lifecycle).
+    pub fn internal(
+        resource: &'static ResourceInfo,
+        namespace: Option<&str>,
+        name: Option<&str>,
+        subresource: Option<Subresource>,
+        verb: Verb,
+    ) -> ResourceRequest {
+        ResourceRequest {
+            resource,
+            namespace: namespace.map(String::from),
+            name: name.map(String::from),
+            subresource,
+            verb,
+            query: Query::default(),
+        }
+    }
+
+    /// The same request against the resource whose shape objects are stored in
+    /// (events.k8s.io → core events).
+    pub fn to_storage(&self) -> ResourceRequest {
+        let mut sreq = self.clone();
+        sreq.resource = crate::conversion::storage_resource(self.resource);
+        sreq
+    }
+
     /// `ns/name` or `name`, for logs.
     pub fn key(&self) -> String {
         match (&self.namespace, &self.name) {

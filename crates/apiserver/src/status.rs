@@ -112,6 +112,11 @@ impl ApiError {
         err
     }
 
+    /// 403 Forbidden for one object (admission refusing a write).
+    pub fn forbidden(resource: &ResourceInfo, name: &str, message: String) -> ApiError {
+        ApiError::new(403, "Forbidden", message).with_details(resource, name)
+    }
+
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(400, "BadRequest", message)
     }

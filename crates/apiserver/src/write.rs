@@ -118,7 +118,7 @@ impl ApiServer {
             Err(err) => return Err(store_error(err)),
         };
         obj.set_meta("resourceVersion", json!(rv.to_string()));
-        tracing::debug!(resource = resource.plural, key = %req.key_of(&name), rv, "created");
+        tracing::debug!(resource = resource.plural, namespace = req.namespace.as_deref().unwrap_or(""), %name, rv, "created");
         Ok(WriteOutcome {
             code: 201,
             object: obj,
@@ -346,15 +346,6 @@ impl From<ApiError> for CommitError {
     }
 }
 
-impl ResourceRequest {
-    fn key_of(&self, name: &str) -> String {
-        match &self.namespace {
-            Some(ns) => format!("{ns}/{name}"),
-            None => name.to_string(),
-        }
-    }
-}
-
 /// Namespace, name and system metadata of a new object.
 fn prepare_create(req: &ResourceRequest, obj: &mut Value) -> Result<(), ApiError> {
     let resource = req.resource;
@@ -474,43 +465,26 @@ fn compose_parts(req: &ResourceRequest, current: &Value, body: Value) -> Value {
         Some(Subresource::Status) => {
             with_field(current.clone(), "status", body.get("status").cloned())
         }
-        Some(Subresource::Finalize) => {
-            let mut next = current.clone();
-            let finalizers = body.pointer("/spec/finalizers").cloned();
-            let spec = next
-                .as_object_mut()
-                .expect("objects are maps")
-                .entry("spec")
-                .or_insert(json!({}));
-            match finalizers {
-                Some(f) => spec["finalizers"] = f,
-                None => {
-                    spec.as_object_mut().map(|s| s.remove("finalizers"));
-                }
-            }
-            next
+        Some(Subresource::Finalize) => with_spec_finalizers(current.clone(), &body),
+        _ if resource.kind == "Namespace" => {
+            // A namespace's spec.finalizers change only through /finalize.
+            let next = with_field(body, "status", current.get("status").cloned());
+            with_spec_finalizers(next, current)
         }
         _ if resource.has_subresource(Subresource::Status) => {
-            let mut next = with_field(body, "status", current.get("status").cloned());
-            if resource.kind == "Namespace" {
-                // A namespace's spec.finalizers change only through /finalize.
-                let kept = current.pointer("/spec/finalizers").cloned();
-                let spec = next
-                    .as_object_mut()
-                    .expect("objects are maps")
-                    .entry("spec")
-                    .or_insert(json!({}));
-                match kept {
-                    Some(f) => spec["finalizers"] = f,
-                    None => {
-                        spec.as_object_mut().map(|s| s.remove("finalizers"));
-                    }
-                }
-            }
-            next
+            with_field(body, "status", current.get("status").cloned())
         }
         _ => body,
     }
+}
+
+/// `obj` with the `spec.finalizers` of `from` (none when `from` has none).
+fn with_spec_finalizers(mut obj: Value, from: &Value) -> Value {
+    let finalizers = from.pointer("/spec/finalizers").cloned();
+    let map = obj.as_object_mut().expect("objects are maps");
+    let spec = map.entry("spec").or_insert(json!({}));
+    *spec = with_field(std::mem::take(spec), "finalizers", finalizers);
+    obj
 }
 
 fn with_field(mut obj: Value, field: &str, value: Option<Value>) -> Value {

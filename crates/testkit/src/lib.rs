@@ -220,6 +220,32 @@ impl Kubectl {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
+    /// Puts the finalizer `example.com/hold` on an object, so its deletion waits.
+    /// `object`: what `kubectl patch` takes before its flags (`configmap x -n ns`).
+    pub fn hold(&self, object: &[&str]) {
+        self.patch(
+            object,
+            "merge",
+            r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+        );
+    }
+
+    /// Removes every finalizer of an object, letting a pending deletion finish.
+    pub fn release(&self, object: &[&str]) {
+        self.patch(
+            object,
+            "json",
+            r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+        );
+    }
+
+    fn patch(&self, object: &[&str], patch_type: &str, patch: &str) {
+        let mut args = vec!["patch"];
+        args.extend_from_slice(object);
+        args.extend_from_slice(&["--type", patch_type, "-p", patch]);
+        self.ok(&args);
+    }
+
     /// `kubectl get … -o json`, parsed.
     pub fn get_json(&self, args: &[&str]) -> serde_json::Value {
         let mut all = vec!["get"];

@@ -304,6 +304,16 @@ fn max_rv(writes: &BTreeMap<String, Vec<Write>>) -> u64 {
         .unwrap_or(0)
 }
 
+/// Creates `count` label-less ConfigMaps named `<prefix>-<i>`.
+async fn create_plain(api: &Api<ConfigMap>, prefix: &str, count: usize) {
+    for i in 0..count {
+        let cm = config_map(&format!("{prefix}-{i}"), json!({}), "0");
+        api.create(&PostParams::default(), &cm)
+            .await
+            .expect("create");
+    }
+}
+
 async fn namespace(client: &Client, name: &str) {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces
@@ -325,14 +335,7 @@ async fn reflector_sees_every_change_in_order() {
     namespace(&client, "churn").await;
     let api: Api<ConfigMap> = Api::namespaced(client, "churn");
     // Some objects exist before the watcher starts: they come with the initial list.
-    for i in 0..20 {
-        api.create(
-            &PostParams::default(),
-            &config_map(&format!("early-{i}"), json!({}), "0"),
-        )
-        .await
-        .expect("create");
-    }
+    create_plain(&api, "early", 20).await;
     let recorded = Recorded::start(api.clone(), watcher::Config::default());
     recorded
         .wait_until("the initial list", |s| s.contains(&Seen::InitDone))
@@ -362,14 +365,7 @@ async fn streaming_list_watcher_sees_initial_state_then_every_change() {
     let client = cluster.kube_client().await;
     namespace(&client, "stream").await;
     let api: Api<ConfigMap> = Api::namespaced(client, "stream");
-    for i in 0..50 {
-        api.create(
-            &PostParams::default(),
-            &config_map(&format!("early-{i}"), json!({}), "0"),
-        )
-        .await
-        .expect("create");
-    }
+    create_plain(&api, "early", 50).await;
     let before = listed(&api).await;
     let recorded = Recorded::start(api.clone(), watcher::Config::default().streaming_lists());
     recorded
@@ -482,14 +478,7 @@ async fn watcher_started_before_a_restart_relists_and_converges() {
     let client = cluster.kube_client().await;
     namespace(&client, "watched").await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "watched");
-    for i in 0..10 {
-        api.create(
-            &PostParams::default(),
-            &config_map(&format!("before-{i}"), json!({}), "0"),
-        )
-        .await
-        .expect("create");
-    }
+    create_plain(&api, "before", 10).await;
     // The watcher keeps its client across the restart (same CA, token and port).
     let recorded = Recorded::start(api.clone(), watcher::Config::default());
     recorded

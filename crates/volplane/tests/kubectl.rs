@@ -268,15 +268,7 @@ fn delete_of_an_object_with_a_finalizer_waits_until_it_is_removed() {
 
 fn delete_of_an_object_with_a_finalizer_waits_until_it_is_removed_on(k: &Kubectl) {
     k.ok(&["create", "configmap", "held"]);
-    k.ok(&[
-        "patch",
-        "configmap",
-        "held",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
-    ]);
+    k.hold(&["configmap", "held"]);
     let mut delete = k.command();
     delete.args(["delete", "configmap", "held", "--timeout=60s"]);
     let mut child = delete.stdout(std::process::Stdio::piped()).spawn().unwrap();
@@ -291,15 +283,7 @@ fn delete_of_an_object_with_a_finalizer_waits_until_it_is_removed_on(k: &Kubectl
         child.try_wait().unwrap().is_none(),
         "kubectl delete returned while the finalizer remained"
     );
-    k.ok(&[
-        "patch",
-        "configmap",
-        "held",
-        "--type",
-        "json",
-        "-p",
-        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
-    ]);
+    k.release(&["configmap", "held"]);
     let status = child.wait().unwrap();
     assert!(status.success());
     let err = k.fails(&["get", "configmap", "held"], None);

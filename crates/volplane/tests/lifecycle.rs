@@ -60,17 +60,7 @@ fn nothing_new_can_be_created_in_a_terminating_namespace() {
     let k = cluster.kubectl();
     k.ok(&["create", "namespace", "closing"]);
     k.ok(&["create", "configmap", "held", "-n", "closing"]);
-    k.ok(&[
-        "patch",
-        "configmap",
-        "held",
-        "-n",
-        "closing",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
-    ]);
+    k.hold(&["configmap", "held", "-n", "closing"]);
     k.ok(&["delete", "namespace", "closing", "--wait=false"]);
     eventually(Duration::from_secs(20), "namespace Terminating", || {
         let ns = k.get_json(&["namespace", "closing"]);
@@ -78,17 +68,7 @@ fn nothing_new_can_be_created_in_a_terminating_namespace() {
     });
     let err = k.fails(&["create", "configmap", "late", "-n", "closing"], None);
     assert!(err.contains("being terminated"), "{err}");
-    k.ok(&[
-        "patch",
-        "configmap",
-        "held",
-        "-n",
-        "closing",
-        "--type",
-        "json",
-        "-p",
-        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
-    ]);
+    k.release(&["configmap", "held", "-n", "closing"]);
     eventually(Duration::from_secs(30), "namespace gone", || {
         (!exists(&k, &["namespace", "closing"])).then_some(())
     });
@@ -113,15 +93,7 @@ fn foreground_deletion_removes_dependents_before_the_owner() {
     k.ok(&["create", "configmap", "owner"]);
     create_dependent(&k, "dep", "owner");
     // The dependent holds a finalizer, so the owner must wait for it.
-    k.ok(&[
-        "patch",
-        "configmap",
-        "dep",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
-    ]);
+    k.hold(&["configmap", "dep"]);
     k.ok(&[
         "delete",
         "configmap",
@@ -142,15 +114,7 @@ fn foreground_deletion_removes_dependents_before_the_owner() {
             .iter()
             .any(|f| f == "foregroundDeletion")
     );
-    k.ok(&[
-        "patch",
-        "configmap",
-        "dep",
-        "--type",
-        "json",
-        "-p",
-        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
-    ]);
+    k.release(&["configmap", "dep"]);
     eventually(Duration::from_secs(30), "owner gone", || {
         (!exists(&k, &["configmap", "owner"])).then_some(())
     });
