@@ -41,3 +41,29 @@ impl std::fmt::Debug for Host {
         f.debug_struct("Host").finish_non_exhaustive()
     }
 }
+
+/// Unmounts everything mounted under `root` (deepest first, lazily) and
+/// detaches every loop device whose backing file lies under `root`.
+///
+/// Best effort by design: test guards and shutdown paths call it while
+/// tearing down, when an error has nowhere useful to go.
+pub fn release_everything_under(root: &std::path::Path) {
+    let mut mounts: Vec<std::path::PathBuf> = KernelMounter
+        .mounts()
+        .map(|m| {
+            m.into_iter()
+                .map(|m| m.mount_point)
+                .filter(|p| p.starts_with(root))
+                .collect()
+        })
+        .unwrap_or_default();
+    mounts.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for mount in mounts {
+        let _ = nix::mount::umount2(&mount, nix::mount::MntFlags::MNT_DETACH);
+    }
+    for (device, backing) in loopdev::bound_loop_devices().unwrap_or_default() {
+        if backing.starts_with(root) {
+            let _ = KernelLoopDevices.detach(&device);
+        }
+    }
+}

@@ -220,24 +220,7 @@ impl Drop for Harness {
 /// Unmounts everything under `root` (deepest first, lazily) and detaches
 /// every loop device backed by a file under it.
 pub fn cleanup_host(root: &Path) {
-    let mut mounts: Vec<PathBuf> = KernelMounter
-        .mounts()
-        .map(|m| {
-            m.into_iter()
-                .map(|m| m.mount_point)
-                .filter(|p| p.starts_with(root))
-                .collect()
-        })
-        .unwrap_or_default();
-    mounts.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    for mount in mounts {
-        let _ = nix::mount::umount2(&mount, nix::mount::MntFlags::MNT_DETACH);
-    }
-    for (device, backing) in loopdev::bound_loop_devices().unwrap_or_default() {
-        if backing.starts_with(root) {
-            let _ = KernelLoopDevices.detach(&device);
-        }
-    }
+    volplane_csi::host::release_everything_under(root);
 }
 
 /// A client with `attempts` tries per call.
