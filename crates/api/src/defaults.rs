@@ -11,8 +11,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::quantity;
 use crate::resources::ResourceInfo;
-use crate::validation::quantity;
 use crate::wellknown::{FINALIZER_NAMESPACE_KUBERNETES, LABEL_METADATA_NAME};
 
 /// File mode 0644, upstream's default for projected files.

@@ -18,6 +18,7 @@ pub mod events;
 pub mod kubevirt;
 pub mod openapi;
 pub mod printers;
+pub mod quantity;
 pub mod resources;
 pub mod schema_check;
 pub mod snapshot;

@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 
-use super::{FieldError, FieldErrorReason, Path, json, quantity};
+use super::{FieldError, FieldErrorReason, Path, json};
+use crate::quantity;
 
 const SOURCES: &[&str] = &[
     "http", "s3", "gcs", "registry", "pvc", "upload", "blank", "imageio", "vddk", "snapshot",

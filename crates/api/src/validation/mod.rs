@@ -14,7 +14,7 @@ mod meta;
 mod pod;
 mod pv;
 mod pvc;
-pub(crate) mod quantity;
+
 mod storageclass;
 mod vmi;
 mod volumeattachment;

@@ -10,7 +10,8 @@ use serde_json::Value;
 use super::meta::is_dns1123_label;
 use super::pv::{validate_csi_driver_name, validate_host_path, validate_nfs};
 use super::pvc::validate_spec as validate_claim_spec;
-use super::{FieldError, Path, json, quantity};
+use super::{FieldError, Path, json};
+use crate::quantity;
 
 /// Every pod VolumeSource member, in upstream's order.
 const POD_SOURCES: &[&str] = &[

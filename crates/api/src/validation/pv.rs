@@ -3,7 +3,8 @@
 use serde_json::Value;
 
 use super::meta::{is_dns1123_subdomain, is_qualified_name};
-use super::{FieldError, Path, json, quantity};
+use super::{FieldError, Path, json};
+use crate::quantity;
 
 pub(super) const SUPPORTED_ACCESS_MODES: &[&str] = &[
     "ReadOnlyMany",

@@ -9,7 +9,8 @@ use super::meta::{is_dns1123_label, is_dns1123_subdomain, validate_label_selecto
 use super::pv::{
     SUPPORTED_VOLUME_MODES, validate_access_modes, validate_class_name, validate_positive_quantity,
 };
-use super::{FieldError, Path, json, quantity};
+use super::{FieldError, Path, json};
+use crate::quantity;
 
 /// The beta annotation claims used before `storageClassName` existed.
 const BETA_STORAGE_CLASS_ANNOTATION: &str = "volume.beta.kubernetes.io/storage-class";

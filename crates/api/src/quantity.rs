@@ -4,22 +4,22 @@
 use std::cmp::Ordering;
 
 /// The regular expression upstream quotes when a quantity does not parse.
-pub(crate) const QUANTITY_FORMAT_ERROR: &str =
+pub const QUANTITY_FORMAT_ERROR: &str =
     "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
 
 /// A parsed quantity in thousandths of its unit (so `100m` CPU is exact), rounded up like
 /// upstream's `Quantity` rounds fractions of the smallest unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Milli(pub(crate) i128);
+pub struct Milli(pub i128);
 
 impl Milli {
-    pub(crate) fn is_positive(self) -> bool {
+    pub fn is_positive(self) -> bool {
         self.0 > 0
     }
 }
 
 /// Parses a quantity string; `None` when it is not one.
-pub(crate) fn parse(s: &str) -> Option<Milli> {
+pub fn parse(s: &str) -> Option<Milli> {
     let s = s.trim();
     if s.is_empty() {
         return None;
@@ -87,8 +87,18 @@ pub(crate) fn parse(s: &str) -> Option<Milli> {
     Some(Milli(if negative { -value } else { value }))
 }
 
+/// A quantity of bytes (`10Gi`, `500M`), rounded up to a whole byte; `None` when it is not a
+/// quantity or is negative.
+pub fn to_bytes(s: &str) -> Option<u64> {
+    let milli = parse(s)?.0;
+    if milli < 0 {
+        return None;
+    }
+    u64::try_from((milli + 999) / 1000).ok()
+}
+
 /// Compares two quantity strings; `None` when either does not parse.
-pub(crate) fn compare(a: &str, b: &str) -> Option<Ordering> {
+pub fn compare(a: &str, b: &str) -> Option<Ordering> {
     Some(parse(a)?.cmp(&parse(b)?))
 }
 
@@ -105,6 +115,16 @@ mod tests {
         assert_eq!(parse("1e3"), Some(Milli(1_000_000)));
         assert_eq!(parse("0"), Some(Milli(0)));
         assert_eq!(parse("-1"), Some(Milli(-1000)));
+    }
+
+    #[test]
+    fn byte_quantities_round_up_to_whole_bytes() {
+        assert_eq!(to_bytes("1Gi"), Some(1 << 30));
+        assert_eq!(to_bytes("1.5Ki"), Some(1536));
+        assert_eq!(to_bytes("500M"), Some(500_000_000));
+        assert_eq!(to_bytes("100m"), Some(1));
+        assert_eq!(to_bytes("-1"), None);
+        assert_eq!(to_bytes("lots"), None);
     }
 
     #[test]
