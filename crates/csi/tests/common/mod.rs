@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use volplane_csi::driver::{Driver, DriverConfig};
-use volplane_csi::host::loopdev::{self, LoopDevices};
+use volplane_csi::host::Host;
+use volplane_csi::host::loopdev;
 use volplane_csi::host::mounter::{KernelMounter, Mounter};
-use volplane_csi::host::{Host, KernelLoopDevices};
 use volplane_csi::proto;
 use volplane_csi::proto::volume_capability::access_mode::Mode;
 use volplane_csi::{ClientOptions, CsiClient, Endpoint, server};

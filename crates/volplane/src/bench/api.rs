@@ -98,6 +98,8 @@ pub struct Params {
     pub clients: usize,
     pub count: usize,
     pub watchers: usize,
+    /// The watchers share one HTTP/2 connection instead of one HTTP/1.1 connection each.
+    pub watch_http2: bool,
     /// Names this run's namespace and claims.
     pub run: String,
 }
@@ -159,8 +161,18 @@ pub async fn measure(target: &Target, params: &Params) -> anyhow::Result<ApiResu
 
     let mut watchers = tokio::task::JoinSet::new();
     let (attached_tx, mut attached_rx) = tokio::sync::mpsc::channel(params.watchers.max(1));
+    // With --watch-http2 every watcher is a stream of one HTTP/2 connection, as client-go
+    // multiplexes a process's watches; otherwise each has its own HTTP/1.1 connection.
+    let shared = if params.watch_http2 && params.watchers > 0 {
+        Some(cluster.connect_http2().await?)
+    } else {
+        None
+    };
     for _ in 0..params.watchers {
-        let connection = cluster.connect().await?;
+        let connection = match &shared {
+            Some(shared) => shared.stream().expect("an HTTP/2 connection"),
+            None => cluster.connect().await?,
+        };
         let path =
             format!("{collection}?watch=1&resourceVersion={list_rv}&allowWatchBookmarks=true");
         let prefix = prefix.clone();

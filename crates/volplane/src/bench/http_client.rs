@@ -1,6 +1,8 @@
 //! The benchmark's HTTPS client: one keep-alive HTTP/1.1 connection per simulated client
 //! (hyper's client connection over tokio-rustls, trusting the cluster CA), authenticated with
-//! the kubeconfig's bearer token — what kubectl and kube-rs send, without their caches.
+//! the kubeconfig's bearer token — what kubectl and kube-rs send, without their caches. An
+//! HTTP/2 connection (ALPN `h2`) can carry many concurrent streams, as client-go multiplexes
+//! every request and watch of a process onto one connection.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,8 +15,8 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -27,6 +29,8 @@ pub struct Cluster {
     addr: SocketAddr,
     server_name: ServerName<'static>,
     tls: TlsConnector,
+    /// The same, offering only `h2`.
+    tls_h2: TlsConnector,
     /// The bearer token; `None` for the unauthenticated health endpoints.
     token: Option<String>,
 }
@@ -162,27 +166,22 @@ impl Cluster {
             .context("TLS protocol versions")?
             .with_root_certificates(roots)
             .with_no_client_auth();
+        let mut config_h2 = config.clone();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config_h2.alpn_protocols = vec![b"h2".to_vec()];
         Ok(Cluster {
             server: server.trim_end_matches('/').to_string(),
             addr,
             server_name,
             tls: TlsConnector::from(Arc::new(config)),
+            tls_h2: TlsConnector::from(Arc::new(config_h2)),
             token,
         })
     }
 
-    /// Opens a new keep-alive connection.
+    /// Opens a new keep-alive HTTP/1.1 connection.
     pub async fn connect(&self) -> anyhow::Result<Connection> {
-        let tcp = TcpStream::connect(self.addr)
-            .await
-            .with_context(|| format!("connecting to {}", self.server))?;
-        tcp.set_nodelay(true)?;
-        let tls = self
-            .tls
-            .connect(self.server_name.clone(), tcp)
-            .await
-            .with_context(|| format!("TLS handshake with {}", self.server))?;
+        let tls = self.tls_stream(&self.tls).await?;
         let (sender, driver) = http1::handshake(TokioIo::new(tls))
             .await
             .with_context(|| format!("HTTP handshake with {}", self.server))?;
@@ -192,16 +191,56 @@ impl Cluster {
             }
         });
         Ok(Connection {
-            sender,
+            sender: Sender::Http1(sender),
             authorization: self.token.as_ref().map(|t| format!("Bearer {t}")),
         })
     }
+
+    /// Opens a new HTTP/2 connection; [`Connection::stream`] hands out more handles on it.
+    pub async fn connect_http2(&self) -> anyhow::Result<Connection> {
+        let tls = self.tls_stream(&self.tls_h2).await?;
+        if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+            bail!("{} did not agree to HTTP/2 (ALPN h2)", self.server);
+        }
+        let (sender, driver) = http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .with_context(|| format!("HTTP/2 handshake with {}", self.server))?;
+        tokio::spawn(async move {
+            if let Err(err) = driver.await {
+                tracing::debug!(%err, "benchmark connection ended");
+            }
+        });
+        Ok(Connection {
+            sender: Sender::Http2(sender),
+            authorization: self.token.as_ref().map(|t| format!("Bearer {t}")),
+        })
+    }
+
+    async fn tls_stream(
+        &self,
+        connector: &TlsConnector,
+    ) -> anyhow::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        let tcp = TcpStream::connect(self.addr)
+            .await
+            .with_context(|| format!("connecting to {}", self.server))?;
+        tcp.set_nodelay(true)?;
+        connector
+            .connect(self.server_name.clone(), tcp)
+            .await
+            .with_context(|| format!("TLS handshake with {}", self.server))
+    }
 }
 
-/// One keep-alive connection; requests on it go one after the other.
+/// One keep-alive connection: HTTP/1.1 (requests one after the other) or a handle on an
+/// HTTP/2 connection (concurrent streams).
 pub struct Connection {
-    sender: http1::SendRequest<Full<Bytes>>,
+    sender: Sender,
     authorization: Option<String>,
+}
+
+enum Sender {
+    Http1(http1::SendRequest<Full<Bytes>>),
+    Http2(http2::SendRequest<Full<Bytes>>),
 }
 
 /// A complete answer.
@@ -269,14 +308,35 @@ impl Connection {
         let request = request
             .body(Full::new(body.unwrap_or_default()))
             .context("building a request")?;
-        self.sender
-            .ready()
-            .await
-            .context("the connection to the API server closed")?;
-        self.sender
-            .send_request(request)
-            .await
-            .with_context(|| format!("request {path}"))
+        let response = match &mut self.sender {
+            Sender::Http1(sender) => {
+                sender
+                    .ready()
+                    .await
+                    .context("the connection to the API server closed")?;
+                sender.send_request(request).await
+            }
+            Sender::Http2(sender) => {
+                sender
+                    .ready()
+                    .await
+                    .context("the connection to the API server closed")?;
+                sender.send_request(request).await
+            }
+        };
+        response.with_context(|| format!("request {path}"))
+    }
+
+    /// Another handle on the same HTTP/2 connection (its requests are concurrent streams);
+    /// `None` for an HTTP/1.1 connection.
+    pub fn stream(&self) -> Option<Connection> {
+        match &self.sender {
+            Sender::Http1(_) => None,
+            Sender::Http2(sender) => Some(Connection {
+                sender: Sender::Http2(sender.clone()),
+                authorization: self.authorization.clone(),
+            }),
+        }
     }
 }
 

@@ -46,6 +46,10 @@ pub struct ApiArgs {
     /// Watchers attached to the namespace while the PVCs are created.
     #[arg(long, default_value_t = 100)]
     watchers: usize,
+    /// The watchers are streams of one HTTP/2 connection (as client-go multiplexes a process's
+    /// watches) instead of one HTTP/1.1 connection each (as kube-rs opens them).
+    #[arg(long)]
+    watch_http2: bool,
     /// Benchmark an API server that is already running at this URL instead of an in-process
     /// one (needs --kubeconfig for its CA and token).
     #[arg(long, requires = "kubeconfig")]
@@ -147,6 +151,7 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
         clients: args.clients,
         count: args.count,
         watchers: args.watchers,
+        watch_http2: args.watch_http2,
         run: run.clone(),
     };
     let mut api_result = api::measure(&target, &params).await?;
