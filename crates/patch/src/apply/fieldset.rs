@@ -132,9 +132,19 @@ impl FieldSet {
         };
         let mut node = self;
         for element in parents {
-            node = node.children.entry(element.clone()).or_default();
+            // Look up before inserting: the entry API would clone the key on every level of
+            // every path, and most levels already exist.
+            if !node.children.contains_key(element) {
+                node.children.insert(element.clone(), FieldSet::new());
+            }
+            node = node
+                .children
+                .get_mut(element)
+                .expect("present or just inserted");
         }
-        node.members.insert(last.clone());
+        if !node.members.contains(last) {
+            node.members.insert(last.clone());
+        }
     }
 
     /// Whether the path is in the set.
@@ -203,6 +213,37 @@ impl FieldSet {
         out
     }
 
+    /// Removes the paths of `other` from `self`, in place.
+    pub fn remove_all(&mut self, other: &FieldSet) {
+        if other.is_empty() {
+            return;
+        }
+        self.members.retain(|m| !other.members.contains(m));
+        self.children.retain(|element, child| {
+            if let Some(theirs) = other.children.get(element) {
+                child.remove_all(theirs);
+            }
+            !child.is_empty()
+        });
+    }
+
+    /// Adds the paths of `other` to `self`, in place.
+    pub fn add_all(&mut self, other: FieldSet) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        self.members.extend(other.members);
+        for (element, child) in other.children {
+            match self.children.get_mut(&element) {
+                Some(mine) => mine.add_all(child),
+                None => {
+                    self.children.insert(element, child);
+                }
+            }
+        }
+    }
+
     /// The paths of `self` not in `other`.
     pub fn difference(&self, other: &FieldSet) -> FieldSet {
         let mut out = FieldSet::new();
@@ -236,26 +277,45 @@ impl FieldSet {
 
     /// The `FieldsV1` JSON of the set.
     pub fn to_fields_v1(&self) -> Value {
-        let mut out = Map::new();
-        let elements: BTreeSet<&PathElement> =
-            self.members.iter().chain(self.children.keys()).collect();
-        for element in elements {
-            let mut node = match self.children.get(element) {
-                Some(child) => match child.to_fields_v1() {
-                    Value::Object(map) => map,
-                    _ => Map::new(),
-                },
+        Value::Object(self.fields_v1_map())
+    }
+
+    fn fields_v1_map(&self) -> Map<String, Value> {
+        let mut out = Map::with_capacity(self.members.len() + self.children.len());
+        // Members and children are both sorted: merge them in one pass.
+        let mut members = self.members.iter().peekable();
+        let mut children = self.children.iter().peekable();
+        loop {
+            let (element, member, child) = match (members.peek(), children.peek()) {
+                (None, None) => break,
+                (Some(m), Some((c, _))) if m == c => {
+                    let (m, (_, child)) = (members.next().unwrap(), children.next().unwrap());
+                    (m, true, Some(child))
+                }
+                (Some(m), Some((c, _))) if m < c => (members.next().unwrap(), true, None),
+                (Some(m), None) => {
+                    let _ = m;
+                    (members.next().unwrap(), true, None)
+                }
+                _ => {
+                    let (c, child) = children.next().unwrap();
+                    (c, false, Some(child))
+                }
+            };
+            let node = match child {
+                Some(child) if member && !child.is_empty() => {
+                    let mut node =
+                        Map::with_capacity(1 + child.members.len() + child.children.len());
+                    node.insert(".".to_owned(), Value::Object(Map::new()));
+                    node.extend(child.fields_v1_map());
+                    node
+                }
+                Some(child) => child.fields_v1_map(),
                 None => Map::new(),
             };
-            if self.members.contains(element) && !node.is_empty() {
-                let mut with_dot = Map::new();
-                with_dot.insert(".".to_owned(), Value::Object(Map::new()));
-                with_dot.extend(node);
-                node = with_dot;
-            }
             out.insert(element.to_fields_v1_key(), Value::Object(node));
         }
-        Value::Object(out)
+        out
     }
 
     /// Decodes `FieldsV1` JSON.
