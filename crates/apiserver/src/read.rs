@@ -171,7 +171,8 @@ pub fn list_json(resource: &ResourceInfo, page: &ListPage) -> Vec<u8> {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(&obj.json);
+        // events.k8s.io lists serve core events converted, as its gets and watches do.
+        out.extend_from_slice(&crate::conversion::served_json(resource, &obj.json));
     }
     out.extend_from_slice(b"]}");
     out

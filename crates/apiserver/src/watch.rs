@@ -62,6 +62,7 @@ pub async fn start(
     let bookmarks = req.query.flag("allowWatchBookmarks");
     let watcher = Watcher {
         resource: req.resource,
+        prefix: req.resource.storage_prefix_in(filter.namespace.as_deref()),
         filter,
         encoding,
         sent_columns: false,
@@ -149,6 +150,9 @@ impl ApiError {
 
 struct Watcher {
     resource: &'static ResourceInfo,
+    /// The store keys of the watched resource (and namespace): the cache's events cover every
+    /// resource.
+    prefix: String,
     filter: Filter,
     encoding: Encoding,
     sent_columns: bool,
@@ -264,6 +268,9 @@ impl Watcher {
 
     /// Queues what this watcher sees of one change, given its selectors.
     fn deliver(&mut self, event: &CacheEvent) {
+        if !event.key.starts_with(&self.prefix) {
+            return;
+        }
         let now = self.filter.matches(&event.object);
         let before = event.prev.as_ref().is_some_and(|p| self.filter.matches(p));
         let kind = match event.kind {

@@ -9,6 +9,18 @@
 
 pub mod context;
 pub mod csi_drivers;
+pub mod csi_snapshotter;
+pub mod default_class;
 pub mod events;
+pub mod expander;
+pub mod local_static;
+pub mod manager;
+pub mod matching;
+pub mod protection;
+pub mod provisioner;
+pub mod pv_binder;
+pub mod pv_index;
+pub mod reclaim;
+pub mod snapshot_controller;
 
 pub use context::{Context, Error, ManagerConfig};

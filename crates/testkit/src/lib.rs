@@ -37,12 +37,18 @@ impl Cluster {
     /// [`Cluster::restart`]), e.g. `RUST_LOG=warn` for tests whose thousands of writes would
     /// otherwise bury a failure under info lines.
     pub fn start_with_env(binary: &Path, extra: &[&str], env: &[(&str, &str)]) -> Cluster {
+        Cluster::start_role(binary, "up", extra, env)
+    }
+
+    /// As [`Cluster::start_with_env`] for another server command, e.g. `apiserver` (just the
+    /// API, for tests that run the other roles as processes of their own).
+    pub fn start_role(binary: &Path, role: &str, extra: &[&str], env: &[(&str, &str)]) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("volplane-test-")
             .tempdir()
             .expect("temp dir");
         let mut args = vec![
-            "up".to_string(),
+            role.to_string(),
             "--data-dir".into(),
             dir.path().display().to_string(),
             "--listen".into(),
@@ -136,6 +142,64 @@ impl Cluster {
 }
 
 impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Another process of a test (a controller-manager, a CSI driver): killed with SIGKILL on
+/// drop, also when the test fails.
+pub struct Daemon {
+    binary: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    /// Starts `binary args…` with stdout discarded and stderr inherited.
+    pub fn start(binary: &Path, args: &[String]) -> Daemon {
+        let mut daemon = Daemon {
+            binary: binary.to_path_buf(),
+            args: args.to_vec(),
+            child: None,
+        };
+        daemon.spawn();
+        daemon
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(&self.binary)
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting a volplane process");
+        self.child = Some(child);
+    }
+
+    /// Kills the process with SIGKILL and waits for it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the process (if running) and starts it again with the same arguments.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill9();
     }

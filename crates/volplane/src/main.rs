@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod controller_manager_cmd;
 mod csi_driver_cmd;
 mod serve;
 
@@ -21,6 +22,9 @@ enum Command {
     Up(serve::ServeArgs),
     /// Runs just the API server.
     Apiserver(serve::ServeArgs),
+    /// Runs the storage control loops (binding, provisioning, reclaim, protection, expansion,
+    /// snapshots) against an API server.
+    ControllerManager(controller_manager_cmd::ControllerManagerArgs),
     /// Runs the built-in CSI driver local.csi.volplane.io on a unix socket.
     CsiDriver(csi_driver_cmd::CsiDriverArgs),
     /// Benchmarks (`volplane bench api`).
@@ -37,6 +41,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Up(args) => serve::up(args).await,
             Command::Apiserver(args) => serve::apiserver(args).await,
+            Command::ControllerManager(args) => controller_manager_cmd::run(args).await,
             Command::CsiDriver(args) => csi_driver_cmd::run(args).await,
             Command::Bench(args) => bench::run(args).await,
         }

@@ -671,3 +671,66 @@ async fn take_events(
     }
     events
 }
+
+/// A watch carries only its own resource: objects of other kinds in the same namespace (and
+/// other namespaces' objects of its kind) changing at the same time never show up in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_carries_only_its_own_resource() {
+    let cluster = start();
+    let client = cluster.kube_client().await;
+    namespace(&client, "only-mine").await;
+    namespace(&client, "elsewhere").await;
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "only-mine");
+    let from = maps
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("a list resourceVersion");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), "only-mine");
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "not-a-config-map"}, "stringData": {"k": "v"}}))
+            .expect("a Secret"),
+        )
+        .await
+        .expect("creating a secret");
+    Api::<ConfigMap>::namespaced(client.clone(), "elsewhere")
+        .create(
+            &PostParams::default(),
+            &config_map("other-namespace", json!({}), "x"),
+        )
+        .await
+        .expect("creating a config map elsewhere");
+    maps.create(&PostParams::default(), &config_map("mine", json!({}), "1"))
+        .await
+        .expect("creating a config map");
+    let events = raw_watch(
+        &client,
+        &format!(
+            "/api/v1/namespaces/only-mine/configmaps?watch=true&resourceVersion={from}&timeoutSeconds=2"
+        ),
+    )
+    .await;
+    let seen: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap_or("").to_string(),
+                format!(
+                    "{}/{}",
+                    e["object"]["kind"].as_str().unwrap_or(""),
+                    e["object"]["metadata"]["name"].as_str().unwrap_or("")
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![("ADDED".to_string(), "ConfigMap/mine".to_string())]
+    );
+}

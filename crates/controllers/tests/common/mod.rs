@@ -33,7 +33,7 @@ impl ApiServer {
             .prefix("vp-ctrl-api-")
             .tempdir()
             .expect("temp dir");
-        let store = volplane_store::redb_store::RedbStore::open(&dir.path().join("store.redb"))
+        let store = volplane_store::redb_store::RedbStore::open(dir.path().join("store.redb"))
             .expect("store opens");
         let config = volplane_apiserver::Config {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -60,10 +60,12 @@ impl ApiServer {
 /// A kube client from a kubeconfig file.
 pub async fn client_for(kubeconfig: &std::path::Path) -> kube::Client {
     let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
-    let config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-            .await
-            .expect("kube config");
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("kube config");
     kube::Client::try_from(config).expect("kube client")
 }
 
@@ -109,8 +111,8 @@ impl CsiDriver {
             attempts: 3,
             backoff: Duration::from_millis(20),
         };
-        let client = CsiClient::connect(&format!("unix://{}", socket.display()), options)
-            .expect("client");
+        let client =
+            CsiClient::connect(&format!("unix://{}", socket.display()), options).expect("client");
         Self {
             dir,
             root,
@@ -156,7 +158,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
