@@ -22,5 +22,6 @@ pub mod pv_binder;
 pub mod pv_index;
 pub mod reclaim;
 pub mod snapshot_controller;
+pub mod why;
 
 pub use context::{Context, Error, ManagerConfig};

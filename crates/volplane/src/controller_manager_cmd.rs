@@ -51,9 +51,19 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
 pub async fn client_from(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
     let file = kube::config::Kubeconfig::read_from(kubeconfig)
         .with_context(|| format!("reading the kubeconfig {}", kubeconfig.display()))?;
-    let config =
+    let mut config =
         kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
             .await
             .with_context(|| format!("loading the kubeconfig {}", kubeconfig.display()))?;
+    // The API server names a writer's field manager after its user agent (up to the first
+    // `/`), so managedFields say `volplane-controller-manager` as upstream says
+    // `kube-controller-manager`; kube-rs sends no User-Agent of its own.
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(concat!(
+            "volplane-controller-manager/v",
+            env!("CARGO_PKG_VERSION")
+        )),
+    ));
     kube::Client::try_from(config).context("building the API client")
 }

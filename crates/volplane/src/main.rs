@@ -5,6 +5,7 @@ mod bench;
 mod controller_manager_cmd;
 mod csi_driver_cmd;
 mod serve;
+mod why_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +28,9 @@ enum Command {
     ControllerManager(controller_manager_cmd::ControllerManagerArgs),
     /// Runs the built-in CSI driver local.csi.volplane.io on a unix socket.
     CsiDriver(csi_driver_cmd::CsiDriverArgs),
+    /// Explains why a claim is Pending, a PV Released or Failed, a snapshot not ready, or a
+    /// deletion stuck (`volplane why pvc/NAME -n NS`).
+    Why(why_cmd::WhyArgs),
     /// Benchmarks (`volplane bench api`).
     Bench(bench::BenchArgs),
 }
@@ -43,6 +47,7 @@ fn main() -> anyhow::Result<()> {
             Command::Apiserver(args) => serve::apiserver(args).await,
             Command::ControllerManager(args) => controller_manager_cmd::run(args).await,
             Command::CsiDriver(args) => csi_driver_cmd::run(args).await,
+            Command::Why(args) => why_cmd::run(args).await,
             Command::Bench(args) => bench::run(args).await,
         }
     })

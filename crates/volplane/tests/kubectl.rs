@@ -89,7 +89,10 @@ fn every_example_applies_server_side_on(k: &Kubectl) {
         .map(|m| m["manager"].as_str().unwrap())
         .collect();
     assert!(managers.contains(&"kubectl"), "{managers:?}");
-    apply_all_examples(k, &["--server-side"]);
+    // The binder completes the pre-bound PV's claimRef (it adds the claim's uid), and so owns
+    // that atomic field, as kube-controller-manager does upstream: re-applying the manifest's
+    // claimRef conflicts there as well, and users resolve it the same way.
+    apply_all_examples(k, &["--server-side", "--force-conflicts"]);
 }
 
 const CLAIM: &str = r#"
