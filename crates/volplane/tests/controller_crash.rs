@@ -180,11 +180,57 @@ async fn wait_for_bound(client: &Client, at_least: usize, timeout: Duration) -> 
         if bound >= at_least {
             return bound;
         }
-        assert!(
-            Instant::now() < deadline,
-            "only {bound} of {at_least} claims Bound after {timeout:?}"
-        );
+        if Instant::now() >= deadline {
+            diagnose(client).await;
+            panic!("only {bound} of {at_least} claims Bound after {timeout:?}");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Prints what a GET and paged and unpaged lists say about the first claim still Pending.
+async fn diagnose(client: &Client) {
+    let api = Api::<PersistentVolumeClaim>::namespaced(client.clone(), NAMESPACE);
+    let all = api.list(&ListParams::default()).await.expect("list");
+    let Some(pending) = all
+        .items
+        .iter()
+        .find(|c| c.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Bound"))
+    else {
+        return;
+    };
+    let name = pending.name_any();
+    let got = api.get(&name).await.expect("get");
+    eprintln!(
+        "DIAG {name}: list rv {:?} annotations {:?}; get rv {:?} annotations {:?}",
+        pending.resource_version(),
+        pending.annotations(),
+        got.resource_version(),
+        got.annotations()
+    );
+    let mut params = ListParams::default().limit(500);
+    loop {
+        let page = api.list(&params).await.expect("page");
+        for claim in page.items.iter().filter(|c| c.name_any() == name) {
+            eprintln!(
+                "DIAG paged list (rv=\"\"): rv {:?}",
+                claim.resource_version()
+            );
+        }
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => break,
+        }
+    }
+    let any = api
+        .list(&ListParams::default().limit(500).match_any())
+        .await
+        .expect("rv=0 list");
+    for claim in any.items.iter().filter(|c| c.name_any() == name) {
+        eprintln!(
+            "DIAG list rv=0 first page: rv {:?}",
+            claim.resource_version()
+        );
     }
 }
 

@@ -80,8 +80,15 @@ pub async fn run(ctx: Arc<Context>, drivers: Arc<Registry>) -> Result<(), Error>
             classes,
             csi_nodes,
             nodes,
-            claims: claim_controller.store(),
-            volumes: volume_controller.store(),
+            // Caches of their own, not the controllers' stores: reconciles wait for every
+            // cache to be ready, and a controller stops reading its watch while all its workers
+            // are busy, so waiting on its own store would deadlock once the initial list spans
+            // more pages than the workers can absorb.
+            claims: follow(
+                Api::<PersistentVolumeClaim>::all(client.clone()),
+                &mut followers,
+            ),
+            volumes: follow(Api::<PersistentVolume>::all(client.clone()), &mut followers),
             attachments,
         },
         backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
@@ -172,13 +179,20 @@ pub(crate) struct Caches {
 impl Caches {
     /// Waits until every cache has its first list (at once after start-up).
     async fn ready(&self) {
-        let _ = futures::join!(
-            self.classes.wait_until_ready(),
-            self.csi_nodes.wait_until_ready(),
-            self.nodes.wait_until_ready(),
-            self.claims.wait_until_ready(),
-            self.volumes.wait_until_ready(),
-            self.attachments.wait_until_ready(),
+        async fn traced<K: Resource + Clone + 'static>(name: &'static str, store: &Store<K>)
+        where
+            K::DynamicType: Eq + std::hash::Hash + Clone,
+        {
+            let _ = store.wait_until_ready().await;
+            tracing::trace!(cache = name, "cache ready");
+        }
+        futures::join!(
+            traced("storageclasses", &self.classes),
+            traced("csinodes", &self.csi_nodes),
+            traced("nodes", &self.nodes),
+            traced("persistentvolumeclaims", &self.claims),
+            traced("persistentvolumes", &self.volumes),
+            traced("volumeattachments", &self.attachments),
         );
     }
 }
@@ -259,6 +273,7 @@ async fn reconcile_claim(
     );
     async move {
         p.caches.ready().await;
+        tracing::trace!("caches ready");
         let action = sync_claim(&p, &claim, &key).await?;
         if action == Action::await_change() {
             p.backoff.forget(&key);
@@ -303,6 +318,7 @@ async fn sync_claim(
     key: &str,
 ) -> Result<Action, ClaimError> {
     let Some(driver) = requested_provisioner(claim) else {
+        tracing::trace!("not handed to a provisioner");
         return Ok(Action::await_change());
     };
     let class_name = claim
@@ -318,6 +334,7 @@ async fn sync_claim(
         ));
     };
     if class.provisioner != driver || driver == wellknown::NO_PROVISIONER {
+        tracing::trace!(driver, "another provisioner's claim");
         return Ok(Action::await_change());
     }
     let wait_for_consumer = class.volume_binding_mode.as_deref() == Some("WaitForFirstConsumer");
@@ -328,6 +345,7 @@ async fn sync_claim(
         return Ok(Action::await_change());
     };
     if p.caches.volumes.get(&ObjectRef::new(&pv_name)).is_some() {
+        tracing::trace!(pv_name, "its PV exists");
         return Ok(Action::await_change());
     }
     let class_uid = class.metadata.uid.clone().unwrap_or_default();
@@ -339,6 +357,7 @@ async fn sync_claim(
         );
         return Ok(Action::requeue(left));
     }
+    tracing::trace!(driver, "connecting to the driver");
     let (client, capabilities) = match p.drivers.connect(driver).await {
         Ok(connected) => connected,
         Err(error) => {

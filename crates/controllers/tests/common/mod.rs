@@ -82,6 +82,13 @@ pub struct CsiDriver {
 
 impl CsiDriver {
     pub async fn start() -> Self {
+        // Tests need crash safety, not power-loss safety; fsync per record only slows them.
+        Self::start_with(|config| config.sync_state = false).await
+    }
+
+    /// The driver with its configuration changed by `configure` (the node id and topology
+    /// are set first).
+    pub async fn start_with(configure: impl FnOnce(&mut DriverConfig)) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("vp-ctrl-csi-")
             .tempdir()
@@ -92,8 +99,7 @@ impl CsiDriver {
         let state_dir = root.join("state");
         let mut config = DriverConfig::new(NODE, &state_dir);
         config.topology_host = Some(TOPOLOGY_HOST.into());
-        // Tests need crash safety, not power-loss safety; fsync per record only slows them.
-        config.sync_state = false;
+        configure(&mut config);
         let driver = Driver::new(config, Host::kernel()).expect("driver starts");
         let endpoint = Endpoint::from_path(&socket);
         let listener = server::bind(&endpoint).expect("bind socket");
