@@ -23,10 +23,4 @@ command -v kubectl >/dev/null || { echo "kubectl is required for the end-to-end 
 
 cargo fmt --all -- --check
 cargo build --workspace --all-targets
-# The controller-manager crash test (a burst of 1,000 bindings and provisions, the manager killed
-# twice) runs on its own afterwards: beside the other tests its timings stretch past its
-# deadlines on a 2-core machine, and under that load it has shown a stall of the restarted
-# provisioner that is still being chased (docs/controllers.md, "Known problems").
-crash_test='test(=a_killed_controller_manager_finishes_every_binding_and_provision_exactly_once)'
-cargo nextest run --workspace --no-fail-fast --test-threads "${TEST_THREADS:-4}" -E "not $crash_test" "$@"
-cargo nextest run -p volplane --test controller_crash --no-fail-fast
+cargo nextest run --workspace --no-fail-fast --test-threads "${TEST_THREADS:-4}" "$@"

@@ -177,7 +177,11 @@ pub(crate) struct Caches {
 }
 
 impl Caches {
-    /// Waits until every cache has its first list (at once after start-up).
+    /// Waits until the caches decisions depend on have their first list (at once after
+    /// start-up). Not the PV cache: it only saves a CreateVolume when a claim's PV already
+    /// exists, and CreateVolume and the PV create are idempotent, so a claim never waits for it
+    /// (its readiness has been seen to lag for minutes after a restart under load; see
+    /// docs/controllers.md, "Known problems").
     async fn ready(&self) {
         async fn traced<K: Resource + Clone + 'static>(name: &'static str, store: &Store<K>)
         where
@@ -191,7 +195,6 @@ impl Caches {
             traced("csinodes", &self.csi_nodes),
             traced("nodes", &self.nodes),
             traced("persistentvolumeclaims", &self.claims),
-            traced("persistentvolumes", &self.volumes),
             traced("volumeattachments", &self.attachments),
         );
     }
