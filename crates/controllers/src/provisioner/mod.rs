@@ -143,7 +143,14 @@ where
     let events = watcher(api, watcher::Config::default()).default_backoff();
     followers.push(
         reflector::reflector(writer, events)
-            .for_each(|_| futures::future::ready(()))
+            .for_each(|event| {
+                // The watcher retries with backoff; say why, or a cache that never fills is a
+                // mystery.
+                if let Err(error) = event {
+                    tracing::warn!(kind = K::kind(&()).as_ref(), %error, "cache watch failed; retrying");
+                }
+                futures::future::ready(())
+            })
             .boxed(),
     );
     store
