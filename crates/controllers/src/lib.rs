@@ -21,6 +21,7 @@ pub mod provisioner;
 pub mod pv_binder;
 pub mod pv_index;
 pub mod reclaim;
+pub mod secret_template;
 pub mod snapshot_controller;
 pub mod why;
 

@@ -7,8 +7,9 @@
 //! (neither is under the claim owner's control). A kind without its own keys falls back to
 //! `csi.storage.k8s.io/secret-name` / `secret-namespace`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
+use crate::secret_template;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, SecretReference};
 
 /// The prefix of parameters meant for the provisioner, not the driver.
@@ -135,11 +136,11 @@ pub fn secret_reference(
         }
     }
     let namespace = resolve_template(&namespace_template, &namespace_tokens)?;
-    if !is_dns1123_label(&namespace) {
+    if !secret_template::is_valid_namespace(&namespace) {
         return Err(invalid_name(&namespace_template, &namespace, "namespace"));
     }
     let name = resolve_template(&name_template, &name_tokens)?;
-    if !is_dns1123_subdomain(&name) {
+    if !secret_template::is_valid_name(&name) {
         return Err(invalid_name(&name_template, &name, "secret"));
     }
     Ok(Some(SecretReference {
@@ -187,69 +188,6 @@ fn templates(
             "either name and namespace for {label} secrets specified, Both must be specified"
         )),
     }
-}
-
-/// Expands `${token}` (and `$token`) like Go's `os.Expand`; unknown tokens are an error.
-fn resolve_template(template: &str, tokens: &HashMap<String, String>) -> Result<String, String> {
-    let mut out = String::new();
-    let mut missing = BTreeSet::new();
-    let mut rest = template;
-    while let Some(dollar) = rest.find('$') {
-        out.push_str(&rest[..dollar]);
-        let after = &rest[dollar + 1..];
-        let (token, consumed) = if let Some(inner) = after.strip_prefix('{') {
-            match inner.find('}') {
-                Some(end) => (&inner[..end], end + 2),
-                None => ("", 0),
-            }
-        } else {
-            let end = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(after.len());
-            (&after[..end], end)
-        };
-        if consumed == 0 {
-            out.push('$');
-            rest = after;
-            continue;
-        }
-        match tokens.get(token) {
-            Some(value) => out.push_str(value),
-            None => {
-                missing.insert(token.to_string());
-            }
-        }
-        rest = &after[consumed..];
-    }
-    out.push_str(rest);
-    if !missing.is_empty() {
-        return Err(format!(
-            "invalid tokens: {:?}",
-            missing.into_iter().collect::<Vec<_>>()
-        ));
-    }
-    Ok(out)
-}
-
-fn is_dns1123_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-fn is_dns1123_subdomain(s: &str) -> bool {
-    s.len() <= 253
-        && s.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
 }
 
 /// The class parameters the driver gets: all but the known `csi.storage.k8s.io/` ones (an
@@ -302,6 +240,12 @@ pub async fn credentials(
         .flatten()
         .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
         .collect())
+}
+
+/// Expands a secret parameter's template; unknown tokens are named in the error.
+fn resolve_template(template: &str, tokens: &HashMap<String, String>) -> Result<String, String> {
+    secret_template::expand(template, |t| tokens.get(t).map(String::as_str))
+        .map_err(|missing| format!("invalid tokens: {missing:?}"))
 }
 
 #[cfg(test)]

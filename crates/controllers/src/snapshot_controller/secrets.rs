@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::secret_template;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use volplane_api::wellknown::{
@@ -83,7 +84,7 @@ pub(crate) fn secret_reference(
         namespace_params.insert("volumesnapshot.namespace", namespace);
     }
     let namespace = resolve_template(namespace_template, &namespace_params)?;
-    if !is_dns1123_label(&namespace) {
+    if !secret_template::is_valid_namespace(&namespace) {
         return Err(if &namespace != namespace_template {
             format!(
                 "{namespace_template:?} resolved to {namespace:?} which is not a valid namespace name"
@@ -99,7 +100,7 @@ pub(crate) fn secret_reference(
         name_params.insert("volumesnapshot.name", name);
     }
     let name = resolve_template(name_template, &name_params)?;
-    if !is_dns1123_subdomain(&name) {
+    if !secret_template::is_valid_name(&name) {
         return Err(if &name != name_template {
             format!("{name_template:?} resolved to {name:?} which is not a valid secret name")
         } else {
@@ -107,72 +108,6 @@ pub(crate) fn secret_reference(
         });
     }
     Ok(Some(SecretRef { name, namespace }))
-}
-
-/// Expands `${token}` and `$token` from `params`; any token not there is an error naming all
-/// such tokens (sorted), as upstream.
-fn resolve_template(template: &str, params: &HashMap<&str, &str>) -> Result<String, String> {
-    let mut out = String::with_capacity(template.len());
-    let mut missing = std::collections::BTreeSet::new();
-    let mut rest = template;
-    while let Some(dollar) = rest.find('$') {
-        out.push_str(&rest[..dollar]);
-        let after = &rest[dollar + 1..];
-        let (token, consumed) = if let Some(braced) = after.strip_prefix('{') {
-            match braced.find('}') {
-                Some(end) => (Some(&braced[..end]), end + 2),
-                None => (None, 0),
-            }
-        } else {
-            let end = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(after.len());
-            if end == 0 {
-                (None, 0)
-            } else {
-                (Some(&after[..end]), end)
-            }
-        };
-        match token {
-            Some(token) => {
-                match params.get(token) {
-                    Some(value) => out.push_str(value),
-                    None => {
-                        missing.insert(token.to_string());
-                    }
-                }
-                rest = &after[consumed..];
-            }
-            None => {
-                out.push('$');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    if missing.is_empty() {
-        Ok(out)
-    } else {
-        Err(format!(
-            "error resolving value {template:?}: invalid tokens: {:?}",
-            missing.into_iter().collect::<Vec<_>>()
-        ))
-    }
-}
-
-fn is_dns1123_label(value: &str) -> bool {
-    let bytes = value.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 63
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        && bytes[0] != b'-'
-        && bytes[bytes.len() - 1] != b'-'
-}
-
-fn is_dns1123_subdomain(value: &str) -> bool {
-    value.len() <= 253 && value.split('.').all(is_dns1123_label)
 }
 
 /// The data of the secret `reference` names, as CSI secrets (values as UTF-8 text).
@@ -189,6 +124,14 @@ pub(crate) async fn credentials(
         .into_iter()
         .map(|(key, value)| (key, String::from_utf8_lossy(&value.0).into_owned()))
         .collect())
+}
+
+/// Expands a secret parameter's template; unknown tokens are named in the error (sorted), as
+/// upstream.
+fn resolve_template(template: &str, params: &HashMap<&str, &str>) -> Result<String, String> {
+    secret_template::expand(template, |t| params.get(t).copied()).map_err(|missing| {
+        format!("error resolving value {template:?}: invalid tokens: {missing:?}")
+    })
 }
 
 #[cfg(test)]
