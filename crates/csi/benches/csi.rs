@@ -25,7 +25,7 @@ fn main() -> anyhow::Result<()> {
         .tempdir_in("/var/tmp")?;
     let root = dir.path().canonicalize()?;
     let result = run(&root, flag("--quick"), !flag("--no-sync"), flag("--xfs"));
-    bench::cleanup_under(&root);
+    volplane_csi::host::release_everything_under(&root);
     println!("{}", result?);
     Ok(())
 }
@@ -70,7 +70,7 @@ fn run(root: &Path, quick: bool, sync_state: bool, xfs: bool) -> anyhow::Result<
 }
 
 /// Makes a 32 GiB sparse XFS filesystem (reflink on) under `root` and
-/// mounts it; `bench::cleanup_under(root)` takes it down.
+/// mounts it; `host::release_everything_under(root)` takes it down.
 fn xfs_work_dir(root: &Path) -> anyhow::Result<std::path::PathBuf> {
     let host = Host::kernel();
     let image_path = root.join("xfs.img");

@@ -570,31 +570,6 @@ impl Bench {
     }
 }
 
-/// Unmounts everything under `root` (deepest first) and detaches every
-/// loop device backed by a file under it: the benchmark's cleanup, also
-/// after a failed run.
-pub fn cleanup_under(root: &Path) {
-    use crate::host::{KernelLoopDevices, KernelMounter, LoopDevices, Mounter};
-    let mut mounts: Vec<PathBuf> = KernelMounter
-        .mounts()
-        .map(|m| {
-            m.into_iter()
-                .map(|m| m.mount_point)
-                .filter(|p| p.starts_with(root))
-                .collect()
-        })
-        .unwrap_or_default();
-    mounts.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    for mount in mounts {
-        let _ = nix::mount::umount2(&mount, nix::mount::MntFlags::MNT_DETACH);
-    }
-    for (device, backing) in crate::host::loopdev::bound_loop_devices().unwrap_or_default() {
-        if backing.starts_with(root) {
-            let _ = KernelLoopDevices.detach(&device);
-        }
-    }
-}
-
 fn write_mib(target: &Path, block: bool) -> anyhow::Result<()> {
     write_data(target, block, MIB)
 }
