@@ -334,18 +334,19 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> O
 impl Cluster {
     /// A kube-rs configuration from this cluster's kubeconfig.
     pub async fn kube_config(&self) -> kube::Config {
-        let kubeconfig =
-            kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("reading the kubeconfig");
-        kube::Config::from_custom_kubeconfig(
-            kubeconfig,
-            &kube::config::KubeConfigOptions::default(),
-        )
-        .await
-        .expect("kube config from the kubeconfig")
+        kube_config_for(&self.kubeconfig).await
     }
 
     /// A kube-rs client of this cluster.
     pub async fn kube_client(&self) -> kube::Client {
         kube::Client::try_from(self.kube_config().await).expect("kube client")
     }
+}
+
+/// A kube-rs configuration from a kubeconfig file (its current context).
+pub async fn kube_config_for(kubeconfig: &Path) -> kube::Config {
+    let file = kube::config::Kubeconfig::read_from(kubeconfig).expect("reading the kubeconfig");
+    kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+        .await
+        .expect("kube config from the kubeconfig")
 }

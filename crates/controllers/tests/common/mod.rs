@@ -59,14 +59,8 @@ impl ApiServer {
 
 /// A kube client from a kubeconfig file.
 pub async fn client_for(kubeconfig: &std::path::Path) -> kube::Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .expect("kube config");
-    kube::Client::try_from(config).expect("kube client")
+    kube::Client::try_from(volplane_testkit::kube_config_for(kubeconfig).await)
+        .expect("kube client")
 }
 
 /// The built-in driver `local.csi.volplane.io` (controller + node) served from this process.
