@@ -13,6 +13,7 @@ pub mod csi_snapshotter;
 pub mod default_class;
 pub mod events;
 pub mod expander;
+pub mod informer;
 pub mod local_static;
 pub mod manager;
 pub mod matching;

@@ -235,7 +235,6 @@ async fn diagnose(client: &Client) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a restarted controller-manager's provisioner can stall under load (docs/controllers.md, Known problems); run with --run-ignored"]
 async fn a_killed_controller_manager_finishes_every_binding_and_provision_exactly_once() {
     let cluster = Cluster::start_role(binary(), "apiserver", &[], &[("RUST_LOG", "warn")]);
     let driver = Driver::start();

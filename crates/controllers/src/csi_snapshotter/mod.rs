@@ -25,7 +25,6 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{self, Action, applier};
-use kube::runtime::reflector::Store;
 use serde_json::json;
 use tracing::Instrument;
 use volplane_api::snapshot::{VolumeSnapshotClass, VolumeSnapshotContent};
@@ -33,7 +32,8 @@ use volplane_api::wellknown::ANN_VOLUMESNAPSHOT_BEING_CREATED;
 
 use crate::csi_drivers::Registry;
 use crate::events::{Severity, reference_to};
-use crate::snapshot_controller::cache::{self, Backoff, each_object, informer, object_key};
+use crate::informer::{Cache, each_object, informer};
+use crate::snapshot_controller::cache::{self, Backoff, object_key};
 use crate::snapshot_controller::decisions::{DELETION_POLICY_DELETE, has_annotation};
 use crate::snapshot_controller::writes;
 use crate::{Context, Error};
@@ -83,8 +83,7 @@ pub async fn run(ctx: Arc<Context>, drivers: Arc<Registry>) -> Result<(), Error>
     let reconciles = {
         let snapshotter = snapshotter.clone();
         async move {
-            let _ = snapshotter.contents.wait_until_ready().await;
-            let _ = snapshotter.classes.wait_until_ready().await;
+            futures::join!(snapshotter.contents.ready(), snapshotter.classes.ready());
             tracing::info!(drivers = ?snapshotter.drivers.names(), "CSI snapshotter caches synced");
             applier(
                 |content, this: Arc<Snapshotter>| -> BoxFuture<'static, Result<Action, Error>> {
@@ -92,7 +91,7 @@ pub async fn run(ctx: Arc<Context>, drivers: Arc<Registry>) -> Result<(), Error>
                 },
                 |content, error, this| this.retry(&content, error),
                 snapshotter.clone(),
-                contents,
+                contents.store(),
                 queue,
                 config,
             )
@@ -115,8 +114,8 @@ pub async fn run(ctx: Arc<Context>, drivers: Arc<Registry>) -> Result<(), Error>
 struct Snapshotter {
     ctx: Arc<Context>,
     drivers: Arc<Registry>,
-    contents: Store<VolumeSnapshotContent>,
-    classes: Store<VolumeSnapshotClass>,
+    contents: Cache<VolumeSnapshotContent>,
+    classes: Cache<VolumeSnapshotClass>,
     /// Retry delays after failures.
     backoff: Backoff,
     /// Poll delays while a snapshot is not ready yet.

@@ -41,10 +41,9 @@ use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::{CSINode, StorageClass, VolumeAttachment};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Config};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, watcher};
 use kube::{Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 use tracing::Instrument;
 use volplane_api::wellknown;
 use volplane_csi::proto::{self, controller_service_capability::rpc::Type as Rpc};
@@ -52,6 +51,7 @@ use volplane_csi::{ClientError, CsiClient};
 
 use crate::csi_drivers::{DriverCapabilities, Registry, status_text};
 use crate::events::{Severity, reference_to};
+use crate::informer::{Cache, follow};
 use crate::{Context, Error};
 use backoff::{Backoff, SlowSet};
 use data_source::DataSource;
@@ -128,34 +128,6 @@ pub async fn run(ctx: Arc<Context>, drivers: Arc<Registry>) -> Result<(), Error>
     Ok(())
 }
 
-/// A cache of `api`, filled by a future pushed onto `followers`.
-pub(crate) fn follow<K>(api: Api<K>, followers: &mut Vec<BoxFuture<'static, ()>>) -> Store<K>
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let (store, writer) = reflector::store();
-    let events = watcher(api, watcher::Config::default()).default_backoff();
-    followers.push(
-        reflector::reflector(writer, events)
-            .for_each(|event| {
-                // The watcher retries with backoff; say why, or a cache that never fills is a
-                // mystery.
-                if let Err(error) = event {
-                    tracing::warn!(kind = K::kind(&()).as_ref(), %error, "cache watch failed; retrying");
-                }
-                futures::future::ready(())
-            })
-            .boxed(),
-    );
-    store
-}
-
 /// A stream that fires whenever the registry changes.
 pub(crate) fn registry_changes(drivers: &Registry) -> impl Stream<Item = ()> + Send + 'static {
     futures::stream::unfold(drivers.changes(), |mut changes| async move {
@@ -175,34 +147,25 @@ pub(crate) fn log_outcome<K: Resource, E: std::fmt::Display, Q: std::fmt::Displa
 
 /// The caches the provisioner decides from.
 pub(crate) struct Caches {
-    pub(crate) classes: Store<StorageClass>,
-    pub(crate) csi_nodes: Store<CSINode>,
-    pub(crate) nodes: Store<Node>,
-    pub(crate) claims: Store<PersistentVolumeClaim>,
-    pub(crate) volumes: Store<PersistentVolume>,
-    pub(crate) attachments: Store<VolumeAttachment>,
+    pub(crate) classes: Cache<StorageClass>,
+    pub(crate) csi_nodes: Cache<CSINode>,
+    pub(crate) nodes: Cache<Node>,
+    pub(crate) claims: Cache<PersistentVolumeClaim>,
+    pub(crate) volumes: Cache<PersistentVolume>,
+    pub(crate) attachments: Cache<VolumeAttachment>,
 }
 
 impl Caches {
-    /// Waits until the caches decisions depend on have their first list (at once after
-    /// start-up). Not the PV cache: it only saves a CreateVolume when a claim's PV already
-    /// exists, and CreateVolume and the PV create are idempotent, so a claim never waits for it
-    /// (its readiness has been seen to lag for minutes after a restart under load; see
-    /// docs/controllers.md, "Known problems").
+    /// Waits until every cache has its first list (at once after start-up), so no decision
+    /// is taken on a partial view.
     async fn ready(&self) {
-        async fn traced<K: Resource + Clone + 'static>(name: &'static str, store: &Store<K>)
-        where
-            K::DynamicType: Eq + std::hash::Hash + Clone,
-        {
-            let _ = store.wait_until_ready().await;
-            tracing::trace!(cache = name, "cache ready");
-        }
         futures::join!(
-            traced("storageclasses", &self.classes),
-            traced("csinodes", &self.csi_nodes),
-            traced("nodes", &self.nodes),
-            traced("persistentvolumeclaims", &self.claims),
-            traced("volumeattachments", &self.attachments),
+            self.classes.ready(),
+            self.csi_nodes.ready(),
+            self.nodes.ready(),
+            self.claims.ready(),
+            self.volumes.ready(),
+            self.attachments.ready(),
         );
     }
 }

@@ -1,70 +1,21 @@
-//! The in-memory view the snapshot loops read instead of the API server: one watch per kind
-//! feeding a reflector store, reverse indexes kept from the same events, the queues that turn
-//! an event about one object into reconciles of the objects it concerns, and the per-object
-//! retry backoff.
+//! What the snapshot loops keep beside their caches ([`crate::informer::Cache`], one watch per
+//! kind): reverse indexes kept from the same events, the queues that turn an event about one
+//! object into reconciles of the objects it concerns, and the per-object retry backoff.
 //!
 //! Each kind is watched once per loop; the store is updated before any trigger is sent, so a
 //! reconcile started by an event sees at least that event's state.
 
 use std::collections::{BTreeSet, HashMap};
 use std::convert::Infallible;
-use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::channel::mpsc;
 use futures::{Stream, StreamExt};
-use kube::Api;
 use kube::Resource;
 use kube::runtime::controller::{ReconcileReason, ReconcileRequest};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
-use serde::de::DeserializeOwned;
-
-/// Watches `api` into a store. `on_event` sees every event after the store has applied it.
-/// The returned future runs the watch; it never ends (errors are logged and retried with
-/// kube-runtime's default backoff).
-pub(crate) fn informer<K>(
-    api: Api<K>,
-    mut on_event: impl FnMut(&watcher::Event<K>) + Send + 'static,
-) -> (Store<K>, impl Future<Output = ()> + Send + 'static)
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, mut writer) = reflector::store();
-    let run = async move {
-        let mut events = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
-        while let Some(event) = events.next().await {
-            match event {
-                Ok(event) => {
-                    writer.apply_watcher_event(&event);
-                    on_event(&event);
-                }
-                Err(error) => {
-                    tracing::warn!(kind = %K::kind(&()), %error, "watch failed; retrying")
-                }
-            }
-        }
-    };
-    (reader, run)
-}
-
-/// Calls `f` with each object an event carries and whether the event says it was deleted.
-pub(crate) fn each_object<K>(event: &watcher::Event<K>, mut f: impl FnMut(&K, bool)) {
-    match event {
-        watcher::Event::Apply(object) | watcher::Event::InitApply(object) => f(object, false),
-        watcher::Event::Delete(object) => f(object, true),
-        watcher::Event::Init | watcher::Event::InitDone => {}
-    }
-}
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
 
 /// Sends reconcile requests for objects of kind `K` to one applier.
 pub(crate) struct Trigger<K: Resource<DynamicType = ()>> {

@@ -30,11 +30,11 @@ use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::Api;
 use kube::runtime::controller::{self, Action, applier};
-use kube::runtime::reflector::Store;
 use volplane_api::snapshot::{VolumeSnapshot, VolumeSnapshotClass, VolumeSnapshotContent};
 
+use crate::informer::{Cache, each_object, informer};
 use crate::{Context, Error};
-use cache::{Backoff, RefIndex, Trigger, each_object, informer, object_key};
+use cache::{Backoff, RefIndex, Trigger, object_key};
 
 /// How often every object is reconciled even without an event (upstream's `--resync-period`).
 const RESYNC: Duration = Duration::from_secs(15 * 60);
@@ -147,7 +147,7 @@ pub async fn run(ctx: Arc<Context>) -> Result<(), Error> {
                 },
                 |snapshot, error, this| this.retry_snapshot(&snapshot, error),
                 controller.clone(),
-                snapshots,
+                snapshots.store(),
                 snapshot_queue,
                 config.clone(),
             )
@@ -160,7 +160,7 @@ pub async fn run(ctx: Arc<Context>) -> Result<(), Error> {
                 },
                 |content, error, this| this.retry_content(&content, error),
                 controller.clone(),
-                contents,
+                contents.store(),
                 content_queue,
                 config,
             )
@@ -234,11 +234,11 @@ fn log_result<K: kube::Resource, E: std::fmt::Debug, Q: std::fmt::Debug>(
 /// The snapshot controller's state: the caches both reconcilers read.
 pub(crate) struct SnapshotController {
     ctx: Arc<Context>,
-    snapshots: Store<VolumeSnapshot>,
-    contents: Store<VolumeSnapshotContent>,
-    claims: Store<PersistentVolumeClaim>,
-    volumes: Store<PersistentVolume>,
-    classes: Store<VolumeSnapshotClass>,
+    snapshots: Cache<VolumeSnapshot>,
+    contents: Cache<VolumeSnapshotContent>,
+    claims: Cache<PersistentVolumeClaim>,
+    volumes: Cache<PersistentVolume>,
+    classes: Cache<VolumeSnapshotClass>,
     /// For each claim, the dynamic snapshots taken of it.
     snapshots_by_claim: Arc<RefIndex<VolumeSnapshot>>,
     /// For each snapshot, the claims restored from it.
@@ -249,12 +249,13 @@ pub(crate) struct SnapshotController {
 impl SnapshotController {
     /// Waits until every cache holds a complete list, so no decision is taken on a partial view.
     async fn wait_for_caches(&self) {
-        // A dropped writer means the watch ended; `run` notices that through `select!`.
-        let _ = self.snapshots.wait_until_ready().await;
-        let _ = self.contents.wait_until_ready().await;
-        let _ = self.claims.wait_until_ready().await;
-        let _ = self.volumes.wait_until_ready().await;
-        let _ = self.classes.wait_until_ready().await;
+        futures::join!(
+            self.snapshots.ready(),
+            self.contents.ready(),
+            self.claims.ready(),
+            self.volumes.ready(),
+            self.classes.ready(),
+        );
     }
 
     fn retry_snapshot(&self, snapshot: &VolumeSnapshot, error: &Error) -> Action {
