@@ -375,6 +375,70 @@ async fn a_claim_whose_pv_is_deleted_is_lost() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmatched_claims_event_names_the_nearest_pv_and_its_failing_criterion() {
+    let server = ApiServer::start().await;
+    let client = &server.client;
+    let ns = unique("near");
+    namespace(client, &ns).await;
+    let static_class = unique("local");
+    create_class(
+        client,
+        json!({"metadata": {"name": static_class},
+        "provisioner": "kubernetes.io/no-provisioner"}),
+    )
+    .await;
+    let small = unique("small");
+    create_pv(client, &small, "1Gi", &static_class, json!({})).await;
+    let elsewhere = unique("other-class");
+    create_pv(client, &elsewhere, "10Gi", "", json!({})).await;
+    let _binder = start_binder(client);
+    all_available(client, &[small.clone(), elsewhere.clone()]).await;
+    create_claim(
+        client,
+        &ns,
+        "big",
+        "5Gi",
+        json!({"spec": {"storageClassName": static_class}}),
+    )
+    .await;
+    create_claim(
+        client,
+        &ns,
+        "rwx",
+        "1Gi",
+        json!({"spec": {"storageClassName": "", "accessModes": ["ReadWriteMany"]}}),
+    )
+    .await;
+
+    let note = event_note(client, &ns, "big", "ProvisioningFailed").await;
+    assert!(
+        note.starts_with(
+            "no volume plugin matched name: kubernetes.io/no-provisioner; \
+             nearest PersistentVolume "
+        ),
+        "{note}"
+    );
+    assert!(note.contains(&format!("{small} (1Gi)")), "{note}");
+    assert!(
+        note.contains("capacity"),
+        "the failing criterion is named: {note}"
+    );
+    let note = event_note(client, &ns, "rwx", "FailedBinding").await;
+    assert!(
+        note.starts_with(
+            "no persistent volumes available for this claim and no storage class is set; \
+             nearest PersistentVolume "
+        ),
+        "{note}"
+    );
+    assert!(note.contains(&format!("{elsewhere} (10Gi)")), "{note}");
+    assert!(
+        note.contains("ReadWriteMany"),
+        "the missing access mode is named: {note}"
+    );
+}
+
 #[tokio::test]
 async fn unmatched_claims_are_handed_to_their_provisioner_or_told_why_not() {
     let server = ApiServer::start().await;

@@ -263,7 +263,7 @@ async fn act_on_no_match(
         NoMatch::NoPlugin(provisioner) => {
             let message = format!("no volume plugin matched name: {provisioner}");
             binder
-                .report(claim, Severity::Warning, "ProvisioningFailed", &message)
+                .report_with_nearest(claim, Severity::Warning, "ProvisioningFailed", &message)
                 .await;
         }
         NoMatch::External(provisioner) => hand_to_provisioner(binder, claim, &provisioner).await?,
@@ -271,7 +271,7 @@ async fn act_on_no_match(
             let message =
                 "no persistent volumes available for this claim and no storage class is set";
             binder
-                .report(claim, Severity::Normal, "FailedBinding", message)
+                .report_with_nearest(claim, Severity::Normal, "FailedBinding", message)
                 .await;
         }
     }
@@ -437,15 +437,59 @@ impl Binder {
         reason: &str,
         message: &str,
     ) {
+        if self.first_report(claim, reason, message) {
+            self.emit(claim, severity, reason, message).await;
+        }
+    }
+
+    /// [`Self::report`] for a claim no PV fits, the message followed by the nearest PV and the
+    /// criterion it fails (what `volplane why` says first), so `kubectl describe` shows why; a
+    /// new event when the nearest PV or its reason changes. Finding it looks at every PV, as
+    /// upstream's matching does on every sync, but only for claims nothing fits.
+    pub(crate) async fn report_with_nearest(
+        &self,
+        claim: &PersistentVolumeClaim,
+        severity: Severity,
+        reason: &str,
+        message: &str,
+    ) {
+        let volumes = self.volumes.volumes();
+        let nearest = matching::nearest_candidates(
+            claim,
+            volumes.iter().map(|pv| pv.as_ref()),
+            Binding::Immediate,
+            1,
+        );
+        let message = match nearest.first() {
+            Some(matching::Candidate {
+                volume,
+                capacity,
+                mismatch: Some(mismatch),
+            }) => format!("{message}; nearest PersistentVolume {volume} ({capacity}): {mismatch}"),
+            _ => message.to_string(),
+        };
+        self.report(claim, severity, reason, &message).await;
+    }
+
+    /// Records `(reason, message)` as the claim's last report; false if it already was.
+    fn first_report(&self, claim: &PersistentVolumeClaim, reason: &str, message: &str) -> bool {
         let uid = claim.metadata.uid.clone().unwrap_or_default();
         let entry = (reason.to_string(), message.to_string());
-        {
-            let mut reported = self.reported.lock().expect("reported lock");
-            if reported.get(&uid) == Some(&entry) {
-                return;
-            }
-            reported.insert(uid, entry);
+        let mut reported = self.reported.lock().expect("reported lock");
+        if reported.get(&uid) == Some(&entry) {
+            return false;
         }
+        reported.insert(uid, entry);
+        true
+    }
+
+    async fn emit(
+        &self,
+        claim: &PersistentVolumeClaim,
+        severity: Severity,
+        reason: &str,
+        message: &str,
+    ) {
         let regarding = reference_to(claim);
         self.ctx
             .event(&regarding, severity, reason, "Binding", message)
