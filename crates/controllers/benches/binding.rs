@@ -9,7 +9,11 @@
 //!    (linear scan, one worker) on a smaller count, since it binds at a few tens per second.
 //!
 //! Environment: `VP_BENCH_COUNT` (10000), `VP_BENCH_BASELINE_COUNT` (1000),
-//! `VP_BENCH_WORKERS` (32), `VP_BENCH_SKIP_E2E=1` (matching only).
+//! `VP_BENCH_WORKERS` (32), `VP_BENCH_SKIP_E2E=1` (matching only), `VP_BENCH_SKIP_MATCHING=1`
+//! (end to end only).
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -281,7 +285,12 @@ fn main() {
     println!("## Matching cost per claim (in memory)\n");
     println!("| PVs | index (ns/claim) | linear scan (ns/claim) | scan ÷ index |");
     println!("|---:|---:|---:|---:|");
-    for n in [1_000, 10_000, 100_000] {
+    let sizes: &[usize] = if std::env::var("VP_BENCH_SKIP_MATCHING").is_ok() {
+        &[]
+    } else {
+        &[1_000, 10_000, 100_000]
+    };
+    for &n in sizes {
         let row = matching_cost(n);
         println!(
             "| {} | {:.0} | {:.0} | {:.0}× |",

@@ -9,6 +9,11 @@ mod why_cmd;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc, not glibc's malloc: every role runs many tasks on few threads, and glibc's arena
+/// locks and consolidation took a quarter of the CPU in the binding benchmark (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// volplane: a Kubernetes-compatible storage control plane for containers and virtual machines.
 #[derive(Parser)]
 #[command(name = "volplane", version, about)]
