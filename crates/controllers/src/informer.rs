@@ -19,6 +19,23 @@ use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
+/// A kind that can be watched into a [`Cache`] (a cluster- or namespace-scoped typed object).
+pub trait Watched:
+    Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static
+{
+}
+
+impl<K> Watched for K where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// A reflector store of `K` and whether its first list has completed.
 #[derive(Clone)]
 pub struct Cache<K: Resource<DynamicType = ()> + 'static> {
@@ -57,19 +74,10 @@ impl<K: Resource<DynamicType = ()> + 'static> Deref for Cache<K> {
 /// Watches `api` into a [`Cache`]. `on_event` sees every event after the store has applied
 /// it. The returned future runs the watch and never ends: errors are logged (a cache that never
 /// fills must say why) and retried with kube-runtime's default backoff.
-pub fn informer<K>(
+pub fn informer<K: Watched>(
     api: Api<K>,
     mut on_event: impl FnMut(&watcher::Event<K>) + Send + 'static,
-) -> (Cache<K>, impl Future<Output = ()> + Send + 'static)
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
+) -> (Cache<K>, impl Future<Output = ()> + Send + 'static) {
     let (store, mut writer) = reflector::store();
     let (ready_tx, ready) = watch::channel(false);
     let run = async move {
@@ -95,16 +103,7 @@ where
 }
 
 /// A [`Cache`] of `api` with nothing else to do per event, its watch pushed onto `followers`.
-pub fn follow<K>(api: Api<K>, followers: &mut Vec<BoxFuture<'static, ()>>) -> Cache<K>
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
+pub fn follow<K: Watched>(api: Api<K>, followers: &mut Vec<BoxFuture<'static, ()>>) -> Cache<K> {
     let (cache, run) = informer(api, |_| {});
     followers.push(run.boxed());
     cache
