@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    CSIPersistentVolumeSource, ObjectReference, PersistentVolume, PersistentVolumeClaim,
-    PersistentVolumeSpec, SecretReference,
+    CSIPersistentVolumeSource, PersistentVolume, PersistentVolumeClaim, PersistentVolumeSpec,
+    SecretReference,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::Resource;
 use kube::api::ObjectMeta;
 use volplane_api::wellknown;
 use volplane_csi::proto::{self, volume_capability};
@@ -186,7 +187,7 @@ pub fn persistent_volume(new: &NewVolume<'_>) -> PersistentVolume {
                 "storage".to_string(),
                 Quantity(csi_drivers::quantity_from_bytes(new.capacity_bytes)),
             )])),
-            claim_ref: Some(claim_ref(claim)),
+            claim_ref: Some(claim.object_ref(&())),
             csi: Some(CSIPersistentVolumeSource {
                 driver: new.driver.to_string(),
                 volume_handle: new.volume.volume_id.clone(),
@@ -215,19 +216,6 @@ pub fn persistent_volume(new: &NewVolume<'_>) -> PersistentVolume {
             ..Default::default()
         }),
         status: None,
-    }
-}
-
-/// The reference a PV keeps to the claim it was made for.
-fn claim_ref(claim: &PersistentVolumeClaim) -> ObjectReference {
-    ObjectReference {
-        api_version: Some("v1".into()),
-        kind: Some("PersistentVolumeClaim".into()),
-        name: claim.metadata.name.clone(),
-        namespace: claim.metadata.namespace.clone(),
-        uid: claim.metadata.uid.clone(),
-        resource_version: claim.metadata.resource_version.clone(),
-        field_path: None,
     }
 }
 

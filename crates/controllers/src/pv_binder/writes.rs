@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::Api;
+use kube::Resource;
 use kube::api::PostParams;
 use volplane_api::wellknown::{ANN_BIND_COMPLETED, ANN_BOUND_BY_CONTROLLER};
 
@@ -34,7 +35,7 @@ pub fn volume_bound_to_claim(
             && r.uid == claim.metadata.uid
     });
     if !same {
-        changed.spec.get_or_insert_default().claim_ref = Some(claim_reference(claim));
+        changed.spec.get_or_insert_default().claim_ref = Some(claim.object_ref(&()));
         dirty = true;
     }
     if !prebound && !has_annotation(&pv.metadata, ANN_BOUND_BY_CONTROLLER) {
@@ -42,19 +43,6 @@ pub fn volume_bound_to_claim(
         dirty = true;
     }
     dirty.then_some(changed)
-}
-
-/// The reference a PV's claimRef holds (upstream's `GetReference`).
-fn claim_reference(claim: &PersistentVolumeClaim) -> ObjectReference {
-    ObjectReference {
-        api_version: Some("v1".into()),
-        kind: Some("PersistentVolumeClaim".into()),
-        name: claim.metadata.name.clone(),
-        namespace: claim.metadata.namespace.clone(),
-        uid: claim.metadata.uid.clone(),
-        resource_version: claim.metadata.resource_version.clone(),
-        ..Default::default()
-    }
 }
 
 /// The PV in `phase` with `message` (`None` when already in that phase).
