@@ -52,11 +52,6 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Cache<K> {
         let _ = ready.wait_for(|ready| *ready).await;
     }
 
-    /// Whether the first list has been applied.
-    pub fn is_ready(&self) -> bool {
-        *self.ready.borrow()
-    }
-
     /// The store itself, for APIs that take one (kube-runtime's applier).
     pub fn store(&self) -> Store<K> {
         self.store.clone()
@@ -147,7 +142,11 @@ mod tests {
             0,
             "nobody passes before the list"
         );
-        assert!(!cache.is_ready());
+        let quick = std::time::Duration::from_millis(10);
+        assert!(
+            tokio::time::timeout(quick, cache.ready()).await.is_err(),
+            "a new waiter does not pass before the list either"
+        );
         ready_tx.send_replace(true);
         for waiter in waiters {
             tokio::time::timeout(std::time::Duration::from_secs(10), waiter)
@@ -156,6 +155,9 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(woken.load(Ordering::SeqCst), 32);
-        assert!(cache.is_ready());
+        assert!(
+            tokio::time::timeout(quick, cache.ready()).await.is_ok(),
+            "after the list a waiter passes at once"
+        );
     }
 }

@@ -132,6 +132,22 @@ struct SnapshotState {
     size_bytes: i64,
 }
 
+impl SnapshotState {
+    /// The state a CSI CreateSnapshot or ListSnapshots answer reports.
+    fn from_csi(snapshot: &volplane_csi::proto::Snapshot) -> SnapshotState {
+        SnapshotState {
+            ready: snapshot.ready_to_use,
+            created_ns: decisions::creation_ns(
+                snapshot
+                    .creation_time
+                    .as_ref()
+                    .map(|t| (t.seconds, t.nanos)),
+            ),
+            size_bytes: snapshot.size_bytes,
+        }
+    }
+}
+
 impl Snapshotter {
     async fn reconcile(&self, content: Arc<VolumeSnapshotContent>) -> Result<Action, Error> {
         if !self.drivers.contains(&content.spec.driver) {

@@ -14,8 +14,8 @@ use volplane_api::wellknown::{
 use volplane_csi::proto;
 
 use super::decisions::{
-    ANN_GROUP_SNAPSHOT_HANDLE, content_status, creation_ns, is_final_error, now_ns,
-    remove_prefixed_parameters, snapshot_name,
+    ANN_GROUP_SNAPSHOT_HANDLE, content_status, is_final_error, now_ns, remove_prefixed_parameters,
+    snapshot_name,
 };
 use super::{SnapshotState, Snapshotter};
 use crate::Error;
@@ -119,16 +119,7 @@ impl Snapshotter {
             }
         };
         tracing::info!(snapshot_handle = %snapshot.snapshot_id, ready = snapshot.ready_to_use, "snapshot taken");
-        let state = SnapshotState {
-            ready: snapshot.ready_to_use,
-            created_ns: creation_ns(
-                snapshot
-                    .creation_time
-                    .as_ref()
-                    .map(|t| (t.seconds, t.nanos)),
-            ),
-            size_bytes: snapshot.size_bytes,
-        };
+        let state = SnapshotState::from_csi(&snapshot);
         let content = match self
             .update_status(&content, &snapshot.snapshot_id, state)
             .await
@@ -236,16 +227,7 @@ impl Snapshotter {
         let Some(snapshot) = response.entries.into_iter().find_map(|e| e.snapshot) else {
             return Err(format!("can not find snapshot for snapshotID {handle}"));
         };
-        Ok(SnapshotState {
-            ready: snapshot.ready_to_use,
-            created_ns: creation_ns(
-                snapshot
-                    .creation_time
-                    .as_ref()
-                    .map(|t| (t.seconds, t.nanos)),
-            ),
-            size_bytes: snapshot.size_bytes,
-        })
+        Ok(SnapshotState::from_csi(&snapshot))
     }
 
     async fn supports_list_snapshots(

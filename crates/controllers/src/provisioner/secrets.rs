@@ -234,12 +234,17 @@ pub async fn credentials(
         .get(name)
         .await
         .map_err(|e| format!("error getting secret {name} in namespace {namespace}: {e}"))?;
-    Ok(secret
+    Ok(as_csi_secrets(secret))
+}
+
+/// A secret's data as CSI calls carry secrets: values as UTF-8 text.
+pub(crate) fn as_csi_secrets(secret: Secret) -> HashMap<String, String> {
+    secret
         .data
         .into_iter()
         .flatten()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-        .collect())
+        .map(|(key, value)| (key, String::from_utf8_lossy(&value.0).into_owned()))
+        .collect()
 }
 
 /// Expands a secret parameter's template; unknown tokens are named in the error.

@@ -118,12 +118,7 @@ pub(crate) async fn credentials(
     let secret = Api::<Secret>::namespaced(client.clone(), &reference.namespace)
         .get(&reference.name)
         .await?;
-    Ok(secret
-        .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(key, value)| (key, String::from_utf8_lossy(&value.0).into_owned()))
-        .collect())
+    Ok(crate::provisioner::secrets::as_csi_secrets(secret))
 }
 
 /// Expands a secret parameter's template; unknown tokens are named in the error (sorted), as

@@ -20,19 +20,7 @@ pub(crate) async fn set_finalizers<K>(
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
-    let meta = object.meta();
-    let patch = json!({
-        "metadata": {
-            "resourceVersion": meta.resource_version,
-            "finalizers": finalizers,
-        }
-    });
-    api.patch(
-        meta.name.as_deref().unwrap_or_default(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
+    patch_metadata(api, object, json!({"finalizers": finalizers})).await
 }
 
 /// Adds `finalizer` (kept last, as upstream appends).
@@ -79,17 +67,25 @@ pub(crate) async fn set_annotation<K>(
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
+    patch_metadata(api, object, json!({"annotations": { key: value }})).await
+}
+
+/// Merge-patches `fields` into the object's metadata, conditional on the version read (a
+/// concurrent change answers 409 instead of being overwritten).
+async fn patch_metadata<K>(
+    api: &Api<K>,
+    object: &K,
+    mut fields: serde_json::Value,
+) -> Result<K, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
     let meta = object.meta();
-    let patch = json!({
-        "metadata": {
-            "resourceVersion": meta.resource_version,
-            "annotations": { key: value },
-        }
-    });
+    fields["resourceVersion"] = json!(meta.resource_version);
     api.patch(
         meta.name.as_deref().unwrap_or_default(),
         &PatchParams::default(),
-        &Patch::Merge(&patch),
+        &Patch::Merge(&json!({ "metadata": fields })),
     )
     .await
 }
