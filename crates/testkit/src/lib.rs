@@ -114,10 +114,7 @@ impl Cluster {
 
     /// Kills the server with SIGKILL (no chance to flush anything) and waits for it.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill_and_reap(&mut self.child);
     }
 
     /// Starts the server again on the same data directory and port.
@@ -144,6 +141,14 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// SIGKILLs the process in `child`, if any, and waits for it (no zombie is left).
+fn kill_and_reap(child: &mut Option<Child>) {
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
@@ -179,10 +184,7 @@ impl Daemon {
 
     /// Kills the process with SIGKILL and waits for it.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill_and_reap(&mut self.child);
     }
 
     /// Kills the process (if running) and starts it again with the same arguments.
