@@ -58,7 +58,11 @@ fn run(root: &Path, quick: bool, sync_state: bool, xfs: bool) -> anyhow::Result<
         sync_state,
         endpoint: Some(format!("unix://{}", socket.display())),
     };
-    let report = tokio::runtime::Runtime::new()?.block_on(bench::run(options));
+    // One thread, as a CO's sidecar issues these calls one at a time.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(bench::run(options));
     let _ = driver.kill();
     let _ = driver.wait();
     let fs = if xfs {

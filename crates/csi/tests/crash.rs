@@ -9,6 +9,7 @@ use std::fs;
 use std::time::Duration;
 
 use common::*;
+use volplane_csi::proto;
 
 const STEPS: [&str; 6] = [
     "create",
@@ -95,7 +96,7 @@ async fn kill_9_during_stage_then_a_retry_finishes_it() {
         let mut life = Lifecycle::new(&h, &format!("pvc-midstage-{delay_ms}"));
         life.step(&h, "create").await;
         let client = client(&h.socket, 1);
-        let request = volplane_csi::proto::NodeStageVolumeRequest {
+        let request = proto::NodeStageVolumeRequest {
             volume_id: life.volume_id.clone(),
             staging_target_path: life.staging.display().to_string(),
             volume_capability: Some(rwo()),
@@ -124,7 +125,7 @@ async fn kill_9_during_a_snapshot_does_not_leave_the_volume_frozen() {
         }
         fs::write(life.target.join("big"), vec![7u8; 8 << 20]).unwrap();
         let client = client(&h.socket, 1);
-        let request = volplane_csi::proto::CreateSnapshotRequest {
+        let request = proto::CreateSnapshotRequest {
             source_volume_id: life.volume_id.clone(),
             name: format!("snap-midsnap-{delay_ms}"),
             ..Default::default()
@@ -172,4 +173,82 @@ async fn an_image_left_without_a_record_is_removed_at_start() {
     assert!(!orphan.exists());
     assert!(h.state_dir.join(format!("images/{kept}.img")).exists());
     h.delete(&kept).await.unwrap();
+}
+
+/// A power loss takes what the page cache held: here, every record file the
+/// driver wrote since its last checkpoint (it flushes only its journal) and
+/// the sparse images it created. The restarted driver replays its journal:
+/// every acknowledged change is back, a deleted volume stays deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_changes_survive_losing_the_unflushed_record_files() {
+    let mut h = Harness::process();
+    let kept = h.create("pvc-power-kept", 16 * MIB, rwo()).await;
+    let grown = h.create("pvc-power-grown", 16 * MIB, rwo()).await.volume_id;
+    let gone = h.create("pvc-power-gone", 16 * MIB, rwo()).await.volume_id;
+    h.client
+        .controller_expand_volume(proto::ControllerExpandVolumeRequest {
+            volume_id: grown.clone(),
+            capacity_range: Some(proto::CapacityRange {
+                required_bytes: 32 * MIB,
+                limit_bytes: 0,
+            }),
+            volume_capability: Some(rwo()),
+            ..Default::default()
+        })
+        .await
+        .expect("expand");
+    let state_dir = h.state_dir.clone();
+    let record = |id: &str| state_dir.join(format!("volumes/{id}.json"));
+    let image = |id: &str| state_dir.join(format!("images/{id}.img"));
+    let gone_record = fs::read(record(&gone)).unwrap();
+    h.delete(&gone).await.unwrap();
+    h.kill9();
+    // What the power loss undoes: the new records and images are gone, the
+    // expanded image is back at its old size, the deleted record is back.
+    for path in [
+        record(&kept.volume_id),
+        image(&kept.volume_id),
+        record(&grown),
+    ] {
+        fs::remove_file(path).unwrap();
+    }
+    fs::File::options()
+        .write(true)
+        .open(image(&grown))
+        .unwrap()
+        .set_len(16 * MIB as u64)
+        .unwrap();
+    fs::write(record(&gone), gone_record).unwrap();
+    fs::write(image(&gone), b"").unwrap();
+
+    h.spawn_process();
+    assert!(record(&kept.volume_id).exists(), "replayed at start");
+    let again = h.create("pvc-power-kept", 16 * MIB, rwo()).await;
+    assert_eq!(
+        again.volume_id, kept.volume_id,
+        "the same volume, not a new one"
+    );
+    assert_eq!(
+        fs::metadata(image(&kept.volume_id)).unwrap().len(),
+        16 * MIB as u64
+    );
+    assert_eq!(fs::metadata(image(&grown)).unwrap().len(), 32 * MIB as u64);
+    let listed = h
+        .client
+        .list_volumes(proto::ListVolumesRequest::default())
+        .await
+        .unwrap();
+    let mut ids: Vec<_> = listed
+        .entries
+        .iter()
+        .filter_map(|e| e.volume.as_ref().map(|v| v.volume_id.clone()))
+        .collect();
+    ids.sort();
+    let mut expected = vec![kept.volume_id.clone(), grown.clone()];
+    expected.sort();
+    assert_eq!(ids, expected, "the deleted volume stays deleted");
+    assert!(!image(&gone).exists());
+    h.delete(&kept.volume_id).await.unwrap();
+    h.delete(&grown).await.unwrap();
+    h.assert_clean();
 }

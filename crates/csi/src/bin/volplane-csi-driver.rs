@@ -16,7 +16,9 @@ struct Cli {
     args: volplane_csi::cli::CsiDriverArgs,
 }
 
-#[tokio::main]
+// One thread for the gRPC connections, as `volplane csi-driver` (the RPCs
+// run their work on the blocking pool).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(

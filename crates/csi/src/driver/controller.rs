@@ -11,6 +11,7 @@ use super::capability::Capability;
 use super::capacity::{self, Limits};
 use super::error::{DriverError, DriverResult};
 use super::ids;
+use super::journal::Change;
 use super::lock::OperationLock;
 use super::pagination;
 use super::parameters;
@@ -768,6 +769,42 @@ impl Core {
 }
 
 impl Core {
+    /// Gives the volumes whose records a journal replay restored the image
+    /// their record describes: a new volume's sparse image, or the size an
+    /// expansion gave it, was not yet durable when the power went. (Copies
+    /// for restores and clones are durable before their record is written.)
+    pub fn repair_images(&self, replayed: &[Change]) -> DriverResult<()> {
+        for change in replayed {
+            let Change::Put(path, _) = change else {
+                continue;
+            };
+            let Some(id) = path
+                .strip_prefix("volumes")
+                .ok()
+                .and_then(|p| p.to_str())
+                .and_then(|n| n.strip_suffix(".json"))
+            else {
+                continue;
+            };
+            let Some(record) = self.read_volume(id)? else {
+                continue;
+            };
+            let image_path = self.state.image_path(id);
+            let missing = !image_path.exists();
+            if missing && record.content_source.is_some() {
+                tracing::error!(volume_id = %id, image = %image_path.display(), "the image of a restored or cloned volume is missing");
+                continue;
+            }
+            image::create_sparse(&image_path, record.capacity_bytes).map_err(DriverError::io(
+                format!("repair image {}", image_path.display()),
+            ))?;
+            if missing {
+                info!(volume_id = %id, "recreated the image of a volume replayed from the journal");
+            }
+        }
+        Ok(())
+    }
+
     /// Removes backing images no record names: what a crash between writing
     /// the image and writing the record leaves when the CO never retries.
     pub fn remove_orphan_images(&self) -> DriverResult<()> {
@@ -795,7 +832,8 @@ impl Core {
                 };
                 if !root.join(records).join(format!("{id}.json")).exists() {
                     info!(image = %path.display(), "removing orphaned image");
-                    self.state.remove(&path)?;
+                    // Not durable: an orphan a power loss brings back is removed again.
+                    self.state.remove_volatile(&path)?;
                 }
             }
         }

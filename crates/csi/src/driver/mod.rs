@@ -12,6 +12,7 @@ pub mod controller;
 pub mod error;
 pub mod identity;
 pub mod ids;
+pub mod journal;
 pub mod lock;
 pub mod node;
 pub mod pagination;
@@ -106,7 +107,14 @@ impl Driver {
                 "must be 1-128 characters of [A-Za-z0-9._-]",
             ));
         }
-        let state = StateDir::open(&config.state_dir, config.sync_state)?;
+        let (state, replayed) = if config.controller {
+            StateDir::open_controller(&config.state_dir, config.sync_state)?
+        } else {
+            (
+                StateDir::open(&config.state_dir, config.sync_state)?,
+                Vec::new(),
+            )
+        };
         let topology_host = match &config.topology_host {
             Some(host) => host.clone(),
             None => default_topology_host(),
@@ -121,6 +129,7 @@ impl Driver {
             core.register_node()?;
         }
         if core.config.controller {
+            core.repair_images(&replayed)?;
             core.remove_orphan_images()?;
         }
         quiesce::thaw_all(&core);

@@ -12,7 +12,12 @@
 //! nodes/<node_id>/node.json       a registered node plugin (NodeRecord)
 //! nodes/<node_id>/volumes/<id>.json   node: what it staged/published
 //! locks/operations.lock          per-volume/snapshot byte-range locks
+//! journal/records.wal            controller: the state journal (journal.rs)
 //! ```
+//!
+//! A controller with durable state records each volume and snapshot change
+//! in the journal (one flush) instead of fsyncing the record file and its
+//! directory (two or three).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -24,6 +29,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::capability::Capability;
 use super::error::{DriverError, DriverResult};
+use super::journal::{Change, Journal};
 use crate::host::FsKind;
 
 /// Where a volume's content came from.
@@ -126,6 +132,8 @@ pub struct StateDir {
     root: PathBuf,
     sync: bool,
     sequence: AtomicU64,
+    /// The controller's journal, when durable writes go through it.
+    journal: Option<Journal>,
 }
 
 impl StateDir {
@@ -151,9 +159,23 @@ impl StateDir {
             root,
             sync,
             sequence: AtomicU64::new(0),
+            journal: None,
         };
         state.remove_partial_files()?;
         Ok(state)
+    }
+
+    /// Opens the state directory for the controller: replays the journal
+    /// (what an unclean stop left) and, with `sync`, keeps it for durable
+    /// writes. Returns the changes replayed.
+    pub fn open_controller(root: &Path, sync: bool) -> DriverResult<(Self, Vec<Change>)> {
+        let mut state = Self::open(root, sync)?;
+        let (journal, replayed) =
+            Journal::open(&state.root).map_err(|e| state_error(&state.root, e))?;
+        if sync {
+            state.journal = Some(journal);
+        }
+        Ok((state, replayed))
     }
 
     /// Whether writes are made durable (fsync).
@@ -242,13 +264,20 @@ impl StateDir {
         let mut temporary = path.as_os_str().to_owned();
         temporary.push(format!(".tmp-{}-{seq}", std::process::id()));
         let temporary = PathBuf::from(temporary);
-        Self::write_file(&temporary, &bytes, sync)
+        let journal = self.journal.as_ref().filter(|_| sync);
+        Self::write_file(&temporary, &bytes, sync && journal.is_none())
             .and_then(|()| fs::rename(&temporary, path))
             .map_err(|e| {
                 let _ = fs::remove_file(&temporary);
                 state_error(path, e)
             })?;
-        if sync { self.sync_parent(path) } else { Ok(()) }
+        match journal {
+            Some(journal) => journal
+                .record(&Change::Put(path.to_path_buf(), bytes))
+                .map_err(|e| state_error(path, e)),
+            None if sync => self.sync_parent(path),
+            None => Ok(()),
+        }
     }
 
     fn write_file(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
@@ -277,7 +306,12 @@ impl StateDir {
     /// when the state directory was opened with `sync`.
     pub fn remove(&self, path: &Path) -> DriverResult<()> {
         self.remove_volatile(path)?;
-        self.sync_parent(path)
+        match &self.journal {
+            Some(journal) => journal
+                .record(&Change::Remove(path.to_path_buf()))
+                .map_err(|e| state_error(path, e)),
+            None => self.sync_parent(path),
+        }
     }
 
     /// Removes a file without fsync: an image (an image left by a power

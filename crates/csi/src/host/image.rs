@@ -59,7 +59,9 @@ pub fn allocated(path: &Path) -> io::Result<u64> {
 /// Copies `source` to `destination` atomically: the copy is written to
 /// `partial` and renamed into place, so a crash never leaves a half copy at
 /// `destination`. The copy is then at least `size` bytes long; with
-/// `durable` it is on stable storage before the rename.
+/// `durable` it is on stable storage before the rename, and the rename
+/// before the return (the record that names the copy is journaled, and the
+/// journal's flush does not carry directory changes).
 pub fn copy(
     source: &Path,
     partial: &Path,
@@ -88,6 +90,9 @@ pub fn copy(
     }
     drop(dst);
     std::fs::rename(partial, destination)?;
+    if durable && let Some(dir) = destination.parent() {
+        File::open(dir)?.sync_all()?;
+    }
     Ok(method)
 }
 
