@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
+use futures::StreamExt;
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use serde::de::IgnoredAny;
-use volplane_store::Store;
 use volplane_store::redb_store::{CommitStats, RedbStore};
+use volplane_store::{Store, WatchEvent};
 
 use super::http_client::{Cluster, Connection};
 use super::report::ProcessMemory;
@@ -34,6 +35,8 @@ pub enum Target {
         cluster: Cluster,
         /// The embedded store, for its commit statistics (`None` on etcd).
         redb: Option<Arc<RedbStore>>,
+        /// The store the server writes to, watched directly for when each write committed.
+        store: Arc<dyn Store>,
         _running: volplane_apiserver::Running,
         _data_dir: tempfile::TempDir,
     },
@@ -61,13 +64,14 @@ impl Target {
             listen: ([127, 0, 0, 1], 0).into(),
             data_dir: data_dir.path().to_path_buf(),
         };
-        let running = volplane_apiserver::start(config, store)
+        let running = volplane_apiserver::start(config, store.clone())
             .await
             .context("starting the in-process API server")?;
         let cluster = Cluster::from_kubeconfig(&running.kubeconfig, None)?;
         Ok(Target::InProcess {
             cluster,
             redb,
+            store,
             _running: running,
             _data_dir: data_dir,
         })
@@ -81,6 +85,14 @@ impl Target {
 
     pub fn is_in_process(&self) -> bool {
         matches!(self, Target::InProcess { .. })
+    }
+
+    /// The store under an in-process server.
+    fn store(&self) -> Option<&Arc<dyn Store>> {
+        match self {
+            Target::InProcess { store, .. } => Some(store),
+            Target::External(_) => None,
+        }
     }
 
     fn commit_stats(&self) -> Option<CommitStats> {
@@ -116,6 +128,9 @@ pub struct ApiResult {
     pub watch_from_send: Latencies,
     /// Create answered → watcher received ADDED (0 when the event came first).
     pub watch_after_answer: Latencies,
+    /// Create committed in the store → watcher received ADDED: the API server's own delivery
+    /// time (in-process server only, whose store the benchmark watches directly).
+    pub watch_from_commit: Option<Latencies>,
     /// Events that reached their watcher before the create's answer reached its client.
     pub events_before_answer: usize,
     pub lists: Vec<ListTiming>,
@@ -192,6 +207,12 @@ pub async fn measure(target: &Target, params: &Params) -> anyhow::Result<ApiResu
         return Err(failed);
     }
 
+    let commit_clock = match target.store() {
+        Some(store) => {
+            Some(CommitClock::start(store, &namespace, &prefix, params.count, epoch).await?)
+        }
+        None => None,
+    };
     let metrics_before = server_metrics(&mut control).await;
     let commits_before = target.commit_stats();
     let (creates, create_elapsed, sent, answered) =
@@ -222,6 +243,10 @@ pub async fn measure(target: &Target, params: &Params) -> anyhow::Result<ApiResu
     })??;
     let (watch_from_send, watch_after_answer, events_before_answer) =
         delivery_latencies(&received, &sent, &answered);
+    let watch_from_commit = match commit_clock {
+        Some(clock) => Some(clock.latencies(&received).await?),
+        None => None,
+    };
     drop(received);
 
     eprintln!("api: creates done; listing {} PVCs …", params.count);
@@ -236,6 +261,7 @@ pub async fn measure(target: &Target, params: &Params) -> anyhow::Result<ApiResu
         create_elapsed,
         watch_from_send,
         watch_after_answer,
+        watch_from_commit,
         events_before_answer,
         lists,
         server: match (metrics_before, metrics_after) {
@@ -488,6 +514,66 @@ async fn create_claims(
     let elapsed = Duration::from_nanos(last).saturating_sub(started);
     let sent = sent.iter().map(|s| s.load(Ordering::Relaxed)).collect();
     Ok((Latencies::from_nanos(latencies), elapsed, sent, answered))
+}
+
+/// When each claim's write committed in the store, as a watch of the store itself (not the
+/// API server's) sees it: the clock against which the server's watch delivery is measured.
+struct CommitClock {
+    committed: Arc<Vec<AtomicU64>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl CommitClock {
+    async fn start(
+        store: &Arc<dyn Store>,
+        namespace: &str,
+        prefix: &str,
+        count: usize,
+        epoch: Instant,
+    ) -> anyhow::Result<CommitClock> {
+        let key_prefix = format!("/registry/persistentvolumeclaims/{namespace}/{prefix}");
+        let revision = store.current_revision().await?;
+        let mut events = store.watch(&key_prefix, revision).await?;
+        let committed: Arc<Vec<AtomicU64>> =
+            Arc::new((0..count).map(|_| AtomicU64::new(0)).collect());
+        let slots = committed.clone();
+        let task = tokio::spawn(async move {
+            let mut seen = 0;
+            while seen < slots.len() {
+                let Some(event) = events.next().await else {
+                    bail!("the store's watch ended after {seen} creates");
+                };
+                let WatchEvent::Put { kv, prev: None } = event? else {
+                    continue;
+                };
+                let at = epoch.elapsed().as_nanos() as u64;
+                let index = kv.key.strip_prefix(&key_prefix).and_then(claims::index_of);
+                if let Some(slot) = index.and_then(|i| slots.get(i))
+                    && slot.swap(at, Ordering::Relaxed) == 0
+                {
+                    seen += 1;
+                }
+            }
+            Ok(())
+        });
+        Ok(CommitClock { committed, task })
+    }
+
+    /// Commit → arrival over every (watcher, claim) pair.
+    async fn latencies(self, received: &[Vec<u64>]) -> anyhow::Result<Latencies> {
+        tokio::time::timeout(WATCH_DRAIN_TIMEOUT, self.task)
+            .await
+            .context("the store's watch did not see every create")?
+            .context("the store watch task failed")??;
+        let mut delays = Vec::with_capacity(received.iter().map(Vec::len).sum());
+        for watcher in received {
+            for (index, &arrived) in watcher.iter().enumerate() {
+                let committed = self.committed[index].load(Ordering::Relaxed);
+                delays.push(arrived.saturating_sub(committed));
+            }
+        }
+        Ok(Latencies::from_nanos(delays))
+    }
 }
 
 /// Delivery latencies over every (watcher, claim) pair: from the create being sent, and from

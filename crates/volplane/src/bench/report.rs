@@ -156,6 +156,12 @@ impl Report {
             latencies(&a.watch_after_answer),
             a.events_before_answer as f64 * 100.0 / pairs as f64
         );
+        if let Some(from_commit) = &a.watch_from_commit {
+            println!(
+                "api: watch delivery from the store commit (the server's own delivery time): {}",
+                latencies(from_commit)
+            );
+        }
         if let Some(server) = &a.server {
             let create = server.create_mean.map(ms).unwrap_or_else(|| "?".into());
             let write = server
@@ -254,6 +260,14 @@ impl Report {
                 "≤ 50 ms".into(),
                 a.creates.p99 <= TARGET_CREATE_P99,
             ));
+            if let Some(from_commit) = &a.watch_from_commit {
+                rows.push((
+                    "watch delivery p99, from the store commit".into(),
+                    ms(from_commit.p99),
+                    "≤ 10 ms".into(),
+                    from_commit.p99 <= TARGET_WATCH_P99,
+                ));
+            }
             rows.push((
                 "watch delivery p99, from send".into(),
                 ms(a.watch_from_send.p99),
@@ -351,6 +365,15 @@ impl Report {
                 ms(a.watch_after_answer.max),
                 a.events_before_answer as f64 * 100.0 / a.watch_from_send.count.max(1) as f64
             );
+            if let Some(from_commit) = &a.watch_from_commit {
+                let _ = writeln!(
+                    out,
+                    "| watch delivery, from the store commit | p50 {}, p99 {}, max {} |",
+                    ms(from_commit.p50),
+                    ms(from_commit.p99),
+                    ms(from_commit.max)
+                );
+            }
             if let Some(server) = &a.server {
                 let _ = writeln!(
                     out,
