@@ -125,7 +125,7 @@ impl Journal {
     /// its lock, replays what an unclean stop left and checkpoints. Returns
     /// the journal and the changes it replayed, oldest first.
     pub fn open(root: &Path) -> Result<(Self, Vec<Change>), JournalError> {
-        let path = root.join("journal").join("records.wal");
+        let path = journal_path(root);
         let file = create_or_open(&path)?;
         lock(&file, &path)?;
         let epoch = current_epoch(&file).map_err(io_error(&path))?;
@@ -149,6 +149,11 @@ impl Journal {
         }
         journal.checkpoint(&mut journal.position.lock().expect("journal lock poisoned"))?;
         Ok((journal, changes))
+    }
+
+    /// Whether the state directory `root` has a journal.
+    pub fn exists(root: &Path) -> bool {
+        journal_path(root).exists()
     }
 
     /// Records `change` (already made to the record file, not yet durable)
@@ -227,6 +232,10 @@ impl Drop for Journal {
             warn!(error = %e, "state journal: checkpoint at close failed");
         }
     }
+}
+
+fn journal_path(root: &Path) -> PathBuf {
+    root.join("journal").join("records.wal")
 }
 
 fn io_error(path: &Path) -> impl Fn(io::Error) -> JournalError + '_ {

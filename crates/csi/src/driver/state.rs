@@ -170,6 +170,10 @@ impl StateDir {
     /// writes. Returns the changes replayed.
     pub fn open_controller(root: &Path, sync: bool) -> DriverResult<(Self, Vec<Change>)> {
         let mut state = Self::open(root, sync)?;
+        if !sync && !Journal::exists(&state.root) {
+            // Nothing to replay, and nothing will be journaled.
+            return Ok((state, Vec::new()));
+        }
         let (journal, replayed) =
             Journal::open(&state.root).map_err(|e| state_error(&state.root, e))?;
         if sync {
