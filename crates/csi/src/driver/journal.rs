@@ -52,7 +52,11 @@ const ENTRY_MAGIC: &[u8; 4] = b"VPJE";
 const ENTRY_HEAD: usize = 32;
 /// How long opening waits for another controller to release the journal
 /// (a predecessor that is shutting down).
-const LOCK_WAIT: Duration = Duration::from_secs(10);
+const LOCK_WAIT: Duration = if cfg!(test) {
+    Duration::from_millis(300)
+} else {
+    Duration::from_secs(10)
+};
 
 /// A change of one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,11 +173,12 @@ impl Journal {
                 })?;
         {
             let mut position = self.position.lock().expect("journal lock poisoned");
-            let entry = encode(&position, change, relative)?;
+            let mut entry = encode(&position, change, relative)?;
             if position.offset + entry.len() as u64 > JOURNAL_BYTES {
                 self.checkpoint(&mut position)?;
+                // The entry carries the epoch, which the checkpoint changed.
+                entry = encode(&position, change, relative)?;
             }
-            let entry = encode(&position, change, relative)?;
             self.file
                 .write_all_at(&entry, position.offset)
                 .map_err(io_error(&self.path))?;
@@ -523,6 +528,16 @@ mod tests {
             "only the changes since the last checkpoint"
         );
         assert!(!replayed.is_empty());
+    }
+
+    #[test]
+    fn a_second_controller_waits_for_the_journal_then_gives_up() {
+        let dir = state_dir();
+        let (first, _) = Journal::open(dir.path()).unwrap();
+        let err = Journal::open(dir.path()).unwrap_err();
+        assert!(matches!(err, JournalError::Busy { .. }), "{err}");
+        drop(first);
+        Journal::open(dir.path()).expect("free once the owner closed it");
     }
 
     #[test]

@@ -309,8 +309,16 @@ impl StateDir {
     /// Removes a record; one that is already gone is not an error. Durable
     /// when the state directory was opened with `sync`.
     pub fn remove(&self, path: &Path) -> DriverResult<()> {
-        self.remove_volatile(path)?;
+        let removed = match fs::remove_file(path) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(state_error(path, e)),
+        };
         match &self.journal {
+            // A record already gone needs no entry: every earlier change of it was journaled
+            // before the removal that took it (and replayed at start), so a retried delete
+            // costs no flush.
+            Some(_) if !removed => Ok(()),
             Some(journal) => journal
                 .record(&Change::Remove(path.to_path_buf()))
                 .map_err(|e| state_error(path, e)),
