@@ -64,6 +64,15 @@ fn bench_api_small_run_reports_every_figure() {
             "from send p50"
         ) >= 0.0
     );
+    assert!(figure(&stdout, "api: watch delivery from the store commit", "p99") >= 0.0);
+    assert!(
+        figure(
+            &stdout,
+            "api: the same creates with no watcher attached",
+            ":"
+        ) > 0.0
+    );
+    assert!(stdout.contains("api: watch fan-out:"), "{stdout}");
     assert!(figure(&stdout, "api: list JSON:", "request(s):") > 0.0);
     assert!(figure(&stdout, "api: list Table:", "request(s):") > 0.0);
     assert!(figure(&stdout, "api: list Table, pages of 500", "request(s):") > 0.0);

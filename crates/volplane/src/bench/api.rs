@@ -105,6 +105,13 @@ impl Target {
     }
 }
 
+/// The create phase repeated with no watcher attached.
+#[derive(Debug, Clone, Default)]
+pub struct WithoutWatchers {
+    pub creates: Latencies,
+    pub creates_per_second: f64,
+}
+
 /// What to run.
 pub struct Params {
     pub clients: usize,
@@ -131,6 +138,9 @@ pub struct ApiResult {
     /// Create committed in the store → watcher received ADDED: the API server's own delivery
     /// time (in-process server only, whose store the benchmark watches directly).
     pub watch_from_commit: Option<Latencies>,
+    /// The same creates again into a second namespace once every watcher has gone: what the
+    /// watch fan-out costs, measured in the same run (`None` when the run had no watchers).
+    pub without_watchers: Option<WithoutWatchers>,
     /// Events that reached their watcher before the create's answer reached its client.
     pub events_before_answer: usize,
     pub lists: Vec<ListTiming>,
@@ -251,9 +261,18 @@ pub async fn measure(target: &Target, params: &Params) -> anyhow::Result<ApiResu
 
     eprintln!("api: creates done; listing {} PVCs …", params.count);
     let lists = list_claims(&mut control, &collection, params.count).await?;
+    let without_watchers = if params.watchers > 0 {
+        eprintln!("api: the same creates with no watcher attached …");
+        Some(create_without_watchers(cluster, &mut control, &namespace, params, epoch).await?)
+    } else {
+        None
+    };
 
     if !target.is_in_process() {
         delete_namespace(&mut control, &namespace).await;
+        if params.watchers > 0 {
+            delete_namespace(&mut control, &quiet_namespace(&namespace)).await;
+        }
     }
     Ok(ApiResult {
         creates_per_second: creates.count as f64 / create_elapsed.as_secs_f64().max(1e-9),
@@ -262,6 +281,7 @@ pub async fn measure(target: &Target, params: &Params) -> anyhow::Result<ApiResu
         watch_from_send,
         watch_after_answer,
         watch_from_commit,
+        without_watchers,
         events_before_answer,
         lists,
         server: match (metrics_before, metrics_after) {
@@ -270,6 +290,29 @@ pub async fn measure(target: &Target, params: &Params) -> anyhow::Result<ApiResu
         },
         commits,
         memory: None,
+    })
+}
+
+/// The namespace of the phase without watchers.
+fn quiet_namespace(namespace: &str) -> String {
+    format!("{namespace}-quiet")
+}
+
+/// Creates the run's claims again, in a namespace of their own, after every watcher of the
+/// first phase has read its last event and closed its connection.
+async fn create_without_watchers(
+    cluster: &Cluster,
+    control: &mut Connection,
+    namespace: &str,
+    params: &Params,
+    epoch: Instant,
+) -> anyhow::Result<WithoutWatchers> {
+    let namespace = quiet_namespace(namespace);
+    create_namespace(control, &namespace).await?;
+    let (creates, elapsed, _, _) = create_claims(cluster, &namespace, params, epoch).await?;
+    Ok(WithoutWatchers {
+        creates_per_second: creates.count as f64 / elapsed.as_secs_f64().max(1e-9),
+        creates,
     })
 }
 

@@ -119,6 +119,25 @@ impl Report {
         Some(api.creates_per_second / baseline.group.puts_per_second.max(f64::EPSILON))
     }
 
+    /// Creates/s with no watcher attached ÷ the raw group-commit rate: the ceiling of
+    /// [`Report::ratio`] whatever the fan-out costs.
+    fn quiet_ratio(&self) -> Option<f64> {
+        let (api, baseline) = (self.api.as_ref()?, self.baseline.as_ref()?);
+        let quiet = api.without_watchers.as_ref()?;
+        Some(quiet.creates_per_second / baseline.group.puts_per_second.max(f64::EPSILON))
+    }
+
+    /// Wall time the watchers added per delivered event: the difference of the two phases'
+    /// time per create, spread over the watchers. (On a saturated machine the CPU per event is
+    /// this times the cores.)
+    fn fan_out_cost(&self) -> Option<f64> {
+        let api = self.api.as_ref()?;
+        let quiet = api.without_watchers.as_ref()?;
+        let per_create = 1.0 / api.creates_per_second.max(f64::EPSILON)
+            - 1.0 / quiet.creates_per_second.max(f64::EPSILON);
+        Some(per_create / self.watchers.max(1) as f64)
+    }
+
     pub fn print_baseline(&self) {
         let Some(b) = &self.baseline else { return };
         let per_commit = b
@@ -161,6 +180,23 @@ impl Report {
                 "api: watch delivery from the store commit (the server's own delivery time): {}",
                 latencies(from_commit)
             );
+        }
+        if let Some(quiet) = &a.without_watchers {
+            println!(
+                "api: the same creates with no watcher attached: {:.0} creates/s, {}{}",
+                quiet.creates_per_second,
+                latencies(&quiet.creates),
+                self.quiet_ratio()
+                    .map(|r| format!(" ({:.0} % of the baseline)", r * 100.0))
+                    .unwrap_or_default()
+            );
+            if let Some(per_event) = self.fan_out_cost() {
+                println!(
+                    "api: watch fan-out: {:.2} µs of wall time per delivered event ({} watchers)",
+                    per_event * 1e6,
+                    self.watchers
+                );
+            }
         }
         if let Some(server) = &a.server {
             let create = server.create_mean.map(ms).unwrap_or_else(|| "?".into());
@@ -373,6 +409,26 @@ impl Report {
                     ms(from_commit.p99),
                     ms(from_commit.max)
                 );
+            }
+            if let Some(quiet) = &a.without_watchers {
+                let ratio = self
+                    .quiet_ratio()
+                    .map(|r| format!(", {:.0} % of the baseline", r * 100.0))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "| the same creates, no watcher attached | {:.0} creates/s, p50 {}, p99 {}{ratio} |",
+                    quiet.creates_per_second,
+                    ms(quiet.creates.p50),
+                    ms(quiet.creates.p99)
+                );
+                if let Some(per_event) = self.fan_out_cost() {
+                    let _ = writeln!(
+                        out,
+                        "| watch fan-out, wall time per delivered event | {:.2} µs |",
+                        per_event * 1e6
+                    );
+                }
             }
             if let Some(server) = &a.server {
                 let _ = writeln!(
