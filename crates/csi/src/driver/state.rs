@@ -309,11 +309,7 @@ impl StateDir {
     /// Removes a record; one that is already gone is not an error. Durable
     /// when the state directory was opened with `sync`.
     pub fn remove(&self, path: &Path) -> DriverResult<()> {
-        let removed = match fs::remove_file(path) {
-            Ok(()) => true,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-            Err(e) => return Err(state_error(path, e)),
-        };
+        let removed = self.remove_volatile(path)?;
         match &self.journal {
             // A record already gone needs no entry: every earlier change of it was journaled
             // before the removal that took it (and replayed at start), so a retried delete
@@ -328,11 +324,11 @@ impl StateDir {
 
     /// Removes a file without fsync: an image (an image left by a power
     /// loss without its record is removed at the next start) or a node
-    /// record.
-    pub fn remove_volatile(&self, path: &Path) -> DriverResult<()> {
+    /// record. Returns whether there was one to remove.
+    pub fn remove_volatile(&self, path: &Path) -> DriverResult<bool> {
         match fs::remove_file(path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(state_error(path, e)),
         }
     }
