@@ -55,7 +55,17 @@ impl CsiDriverArgs {
     }
 }
 
-/// Runs the driver on the host until SIGTERM or SIGINT.
+/// The runtime the driver runs on: one thread drives the gRPC connections
+/// (each RPC's work runs on the blocking pool). With two worker threads every
+/// call paid cross-thread wake-ups and a unary round trip was a third slower
+/// (docs/benchmarks-csi.md, session 4).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// Runs the driver on the host until SIGTERM or SIGINT (on [`runtime`]).
 pub async fn run(args: CsiDriverArgs) -> anyhow::Result<()> {
     let endpoint = Endpoint::parse(&args.endpoint)?;
     let driver = Driver::new(args.config(), Host::kernel()).with_context(|| {

@@ -44,14 +44,11 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging();
     let runtime = match cli.command {
-        // The driver's RPCs run their work on the blocking pool; one thread
-        // drives the gRPC connections without cross-thread wake-ups (a
-        // third faster per call than two worker threads, docs/benchmarks-csi.md).
-        Command::CsiDriver(_) => tokio::runtime::Builder::new_current_thread(),
-        _ => tokio::runtime::Builder::new_multi_thread(),
-    }
-    .enable_all()
-    .build()?;
+        Command::CsiDriver(_) => volplane_csi::cli::runtime()?,
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+    };
     runtime.block_on(async {
         match cli.command {
             Command::Up(args) => serve::up(args).await,

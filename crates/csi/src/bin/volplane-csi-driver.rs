@@ -16,15 +16,13 @@ struct Cli {
     args: volplane_csi::cli::CsiDriverArgs,
 }
 
-// One thread for the gRPC connections, as `volplane csi-driver` (the RPCs
-// run their work on the blocking pool).
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    volplane_csi::cli::run(Cli::parse().args).await
+    let args = Cli::parse().args;
+    volplane_csi::cli::runtime()?.block_on(volplane_csi::cli::run(args))
 }

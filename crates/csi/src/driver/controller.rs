@@ -11,7 +11,6 @@ use super::capability::Capability;
 use super::capacity::{self, Limits};
 use super::error::{DriverError, DriverResult};
 use super::ids;
-use super::journal::Change;
 use super::lock::OperationLock;
 use super::pagination;
 use super::parameters;
@@ -773,19 +772,8 @@ impl Core {
     /// their record describes: a new volume's sparse image, or the size an
     /// expansion gave it, was not yet durable when the power went. (Copies
     /// for restores and clones are durable before their record is written.)
-    pub fn repair_images(&self, replayed: &[Change]) -> DriverResult<()> {
-        for change in replayed {
-            let Change::Put(path, _) = change else {
-                continue;
-            };
-            let Some(id) = path
-                .strip_prefix("volumes")
-                .ok()
-                .and_then(|p| p.to_str())
-                .and_then(|n| n.strip_suffix(".json"))
-            else {
-                continue;
-            };
+    pub fn repair_images(&self, replayed_volumes: &[String]) -> DriverResult<()> {
+        for id in replayed_volumes {
             let Some(record) = self.read_volume(id)? else {
                 continue;
             };

@@ -11,8 +11,9 @@
 //! metadata commit.
 //!
 //! After a power loss the record files may be behind; opening the journal
-//! replays every change since the last checkpoint in order (idempotent:
-//! the same bytes written again), so every acknowledged change is there.
+//! hands back every change since the last checkpoint, in order, for the
+//! owner (`StateDir`) to make the record files say again (idempotent: the
+//! same bytes written again), so every acknowledged change is there.
 //! A checkpoint (when the journal is full, when it is closed, and after a
 //! replay) makes the whole filesystem durable with `syncfs` and starts a
 //! new epoch; entries of older epochs are ignored, so the file is reused
@@ -40,7 +41,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, fcntl};
 use sha2::{Digest, Sha256};
-use tracing::{info, warn};
+use tracing::warn;
 
 /// Size of the journal file: the changes between two checkpoints.
 pub const JOURNAL_BYTES: u64 = 4 << 20;
@@ -125,34 +126,35 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Opens (creating) the journal of the state directory `root`, waits for
-    /// its lock, replays what an unclean stop left and checkpoints. Returns
-    /// the journal and the changes it replayed, oldest first.
+    /// Opens (creating) the journal of the state directory `root` and waits
+    /// for its lock. Returns the journal and the changes an unclean stop
+    /// left in it, oldest first (paths relative to `root`): the caller makes
+    /// the record files say them, then calls [`Journal::checkpoint`]. Until
+    /// then new entries go after them, so nothing is lost if it does not.
     pub fn open(root: &Path) -> Result<(Self, Vec<Change>), JournalError> {
         let path = journal_path(root);
         let file = create_or_open(&path)?;
         lock(&file, &path)?;
         let epoch = current_epoch(&file).map_err(io_error(&path))?;
-        let changes = read_entries(&file, epoch).map_err(io_error(&path))?;
+        let (changes, offset) = read_entries(&file, epoch).map_err(io_error(&path))?;
         let journal = Journal {
             root: root.to_path_buf(),
             path,
             file,
             position: Mutex::new(Position {
                 epoch,
-                sequence: 0,
-                offset: ENTRIES_START,
+                sequence: changes.len() as u64,
+                offset,
             }),
             checkpoint_on_drop: true,
         };
-        for change in &changes {
-            journal.apply(change)?;
-        }
-        if !changes.is_empty() {
-            info!(changes = changes.len(), "replayed the state journal");
-        }
-        journal.checkpoint(&mut journal.position.lock().expect("journal lock poisoned"))?;
         Ok((journal, changes))
+    }
+
+    /// Makes everything on the state directory's filesystem durable, then
+    /// starts a new, empty epoch: what the journal held needs no replay.
+    pub fn checkpoint(&self) -> Result<(), JournalError> {
+        self.checkpoint_at(&mut self.position.lock().expect("journal lock poisoned"))
     }
 
     /// Whether the state directory `root` has a journal.
@@ -175,7 +177,7 @@ impl Journal {
             let mut position = self.position.lock().expect("journal lock poisoned");
             let mut entry = encode(&position, change, relative)?;
             if position.offset + entry.len() as u64 > JOURNAL_BYTES {
-                self.checkpoint(&mut position)?;
+                self.checkpoint_at(&mut position)?;
                 // The entry carries the epoch, which the checkpoint changed.
                 entry = encode(&position, change, relative)?;
             }
@@ -190,9 +192,7 @@ impl Journal {
         self.file.sync_data().map_err(io_error(&self.path))
     }
 
-    /// Makes everything on the state directory's filesystem durable, then
-    /// starts a new, empty epoch.
-    fn checkpoint(&self, position: &mut Position) -> Result<(), JournalError> {
+    fn checkpoint_at(&self, position: &mut Position) -> Result<(), JournalError> {
         let root = File::open(&self.root).map_err(io_error(&self.root))?;
         nix::unistd::syncfs(&root).map_err(|e| io_error(&self.root)(e.into()))?;
         let epoch = position.epoch + 1;
@@ -208,19 +208,13 @@ impl Journal {
         };
         Ok(())
     }
+}
 
-    /// Makes the record file say what `change` says (without fsync: the
-    /// checkpoint after the replay syncs them all).
-    fn apply(&self, change: &Change) -> Result<(), JournalError> {
-        let path = self.root.join(change.path());
-        let result = match change {
-            Change::Put(_, bytes) => replace(&path, bytes),
-            Change::Remove(_) => match fs::remove_file(&path) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                other => other,
-            },
-        };
-        result.map_err(io_error(&path))
+#[cfg(test)]
+impl Journal {
+    /// Closes the journal as a power loss would: no checkpoint.
+    pub(crate) fn lose_power(mut self) {
+        self.checkpoint_on_drop = false;
     }
 }
 
@@ -232,7 +226,7 @@ impl Drop for Journal {
         let mut position = self.position.lock().expect("journal lock poisoned");
         if self.checkpoint_on_drop
             && position.sequence > 0
-            && let Err(e) = self.checkpoint(&mut position)
+            && let Err(e) = self.checkpoint_at(&mut position)
         {
             warn!(error = %e, "state journal: checkpoint at close failed");
         }
@@ -377,8 +371,8 @@ fn encode(position: &Position, change: &Change, relative: &Path) -> Result<Vec<u
 }
 
 /// The entries of `epoch`, in order, up to the first torn, foreign or
-/// out-of-sequence one.
-fn read_entries(file: &File, epoch: u64) -> io::Result<Vec<Change>> {
+/// out-of-sequence one; and the offset after the last.
+fn read_entries(file: &File, epoch: u64) -> io::Result<(Vec<Change>, u64)> {
     let mut changes = Vec::new();
     let mut offset = ENTRIES_START;
     while offset + ENTRY_HEAD as u64 <= JOURNAL_BYTES {
@@ -406,7 +400,7 @@ fn read_entries(file: &File, epoch: u64) -> io::Result<Vec<Change>> {
         changes.push(change);
         offset = end;
     }
-    Ok(changes)
+    Ok((changes, offset))
 }
 
 fn decode(payload: &[u8]) -> Option<Change> {
@@ -430,26 +424,9 @@ fn decode(payload: &[u8]) -> Option<Change> {
     }
 }
 
-/// Replaces the file at `path` atomically (temporary file, rename), without
-/// fsync.
-fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(format!(".tmp-replay-{}", std::process::id()));
-    fs::write(&temporary, bytes)?;
-    fs::rename(&temporary, path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Closes the journal as a power loss would: no checkpoint.
-    fn lose_power(mut journal: Journal) {
-        journal.checkpoint_on_drop = false;
-    }
 
     fn state_dir() -> tempfile::TempDir {
         tempfile::Builder::new()
@@ -477,15 +454,29 @@ mod tests {
             .unwrap();
         journal.record(&Change::Remove(b.clone())).unwrap();
         // A power loss: the record files never got written; no checkpoint.
-        lose_power(journal);
+        journal.lose_power();
         let (journal, replayed) = Journal::open(root).unwrap();
-        assert_eq!(replayed.len(), 4);
         assert_eq!(
-            replayed[0],
-            Change::Put("volumes/a.json".into(), b"one".to_vec())
+            replayed,
+            vec![
+                Change::Put("volumes/a.json".into(), b"one".to_vec()),
+                Change::Put("volumes/b.json".into(), b"bee".to_vec()),
+                Change::Put("volumes/a.json".into(), b"two".to_vec()),
+                Change::Remove("volumes/b.json".into()),
+            ]
         );
-        assert_eq!(fs::read(&a).unwrap(), b"two");
-        assert!(!b.exists());
+        // Entries recorded before the replay is checkpointed go after it.
+        journal
+            .record(&Change::Put(b.clone(), b"again".to_vec()))
+            .unwrap();
+        journal.lose_power();
+        let (journal, replayed) = Journal::open(root).unwrap();
+        assert_eq!(replayed.len(), 5);
+        assert_eq!(
+            replayed[4],
+            Change::Put("volumes/b.json".into(), b"again".to_vec())
+        );
+        journal.checkpoint().unwrap();
         drop(journal);
         let (_journal, replayed) = Journal::open(root).unwrap();
         assert!(replayed.is_empty(), "the replay was checkpointed");
@@ -505,14 +496,15 @@ mod tests {
             .record(&Change::Put(path.clone(), b"torn".to_vec()))
             .unwrap();
         journal.file.write_all_at(b"X", torn_at + 40).unwrap();
-        lose_power(journal);
+        journal.lose_power();
         let (journal, replayed) = Journal::open(root).unwrap();
         assert_eq!(
             replayed,
             vec![Change::Put("snapshots/s.json".into(), b"kept".to_vec())]
         );
-        assert_eq!(fs::read(&path).unwrap(), b"kept");
+        journal.checkpoint().unwrap();
         // Fill the journal a few times over: it checkpoints and reuses itself.
+        let before = journal.position.lock().unwrap().epoch;
         let big = vec![b'x'; 300 << 10];
         for _ in 0..40 {
             journal
@@ -520,8 +512,8 @@ mod tests {
                 .unwrap();
         }
         let epoch = journal.position.lock().unwrap().epoch;
-        assert!(epoch >= 4, "epoch {epoch}");
-        lose_power(journal);
+        assert!(epoch >= before + 2, "epoch {before} → {epoch}");
+        journal.lose_power();
         let (_journal, replayed) = Journal::open(root).unwrap();
         assert!(
             replayed.len() < 14,

@@ -19,7 +19,7 @@
 //! in the journal (one flush) instead of fsyncing the record file and its
 //! directory (two or three).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -167,19 +167,47 @@ impl StateDir {
 
     /// Opens the state directory for the controller: replays the journal
     /// (what an unclean stop left) and, with `sync`, keeps it for durable
-    /// writes. Returns the changes replayed.
-    pub fn open_controller(root: &Path, sync: bool) -> DriverResult<(Self, Vec<Change>)> {
+    /// writes. Returns the ids of the volumes whose records were replayed.
+    pub fn open_controller(root: &Path, sync: bool) -> DriverResult<(Self, Vec<String>)> {
         let mut state = Self::open(root, sync)?;
         if !sync && !Journal::exists(&state.root) {
             // Nothing to replay, and nothing will be journaled.
             return Ok((state, Vec::new()));
         }
-        let (journal, replayed) =
-            Journal::open(&state.root).map_err(|e| state_error(&state.root, e))?;
+        let journal_error = |e| state_error(&state.root.join("journal"), e);
+        let (journal, replayed) = Journal::open(&state.root).map_err(journal_error)?;
+        for change in &replayed {
+            state.replay(change)?;
+        }
+        journal.checkpoint().map_err(journal_error)?;
+        if !replayed.is_empty() {
+            tracing::info!(changes = replayed.len(), "replayed the state journal");
+        }
         if sync {
             state.journal = Some(journal);
         }
-        Ok((state, replayed))
+        let volumes: BTreeSet<String> = replayed
+            .iter()
+            .filter_map(|change| match change {
+                Change::Put(path, _) => path
+                    .strip_prefix("volumes")
+                    .ok()?
+                    .to_str()?
+                    .strip_suffix(".json")
+                    .map(String::from),
+                Change::Remove(_) => None,
+            })
+            .collect();
+        Ok((state, volumes.into_iter().collect()))
+    }
+
+    /// Makes a record file say what a journaled change says (no fsync: the
+    /// checkpoint after the replay syncs everything).
+    fn replay(&self, change: &Change) -> DriverResult<()> {
+        match change {
+            Change::Put(path, bytes) => self.replace(&self.root.join(path), bytes, false),
+            Change::Remove(path) => self.remove_volatile(&self.root.join(path)).map(drop),
+        }
     }
 
     /// Whether writes are made durable (fsync).
@@ -264,17 +292,8 @@ impl StateDir {
 
     fn write_with<T: Serialize>(&self, path: &Path, record: &T, sync: bool) -> DriverResult<()> {
         let bytes = serde_json::to_vec_pretty(record).map_err(|e| state_error(path, e))?;
-        let seq = self.sequence.fetch_add(1, Ordering::Relaxed);
-        let mut temporary = path.as_os_str().to_owned();
-        temporary.push(format!(".tmp-{}-{seq}", std::process::id()));
-        let temporary = PathBuf::from(temporary);
         let journal = self.journal.as_ref().filter(|_| sync);
-        Self::write_file(&temporary, &bytes, sync && journal.is_none())
-            .and_then(|()| fs::rename(&temporary, path))
-            .map_err(|e| {
-                let _ = fs::remove_file(&temporary);
-                state_error(path, e)
-            })?;
+        self.replace(path, &bytes, sync && journal.is_none())?;
         match journal {
             Some(journal) => journal
                 .record(&Change::Put(path.to_path_buf(), bytes))
@@ -282,6 +301,21 @@ impl StateDir {
             None if sync => self.sync_parent(path),
             None => Ok(()),
         }
+    }
+
+    /// Replaces the file at `path` with `bytes` atomically (written beside,
+    /// renamed over); `sync_file` fsyncs the new file before the rename.
+    fn replace(&self, path: &Path, bytes: &[u8], sync_file: bool) -> DriverResult<()> {
+        let seq = self.sequence.fetch_add(1, Ordering::Relaxed);
+        let mut temporary = path.as_os_str().to_owned();
+        temporary.push(format!(".tmp-{}-{seq}", std::process::id()));
+        let temporary = PathBuf::from(temporary);
+        Self::write_file(&temporary, bytes, sync_file)
+            .and_then(|()| fs::rename(&temporary, path))
+            .map_err(|e| {
+                let _ = fs::remove_file(&temporary);
+                state_error(path, e)
+            })
     }
 
     fn write_file(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
@@ -430,6 +464,38 @@ mod tests {
         state.remove(&path).unwrap();
         state.remove(&path).unwrap();
         assert_eq!(state.read::<NodeRecord>(&path).unwrap(), None);
+    }
+
+    #[test]
+    fn a_controller_replays_the_changes_a_power_loss_took_from_the_record_files() {
+        let dir = tempfile::Builder::new()
+            .prefix("vp-state")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let record = |n: &str| NodeRecord {
+            node_id: n.into(),
+            max_volumes_per_node: 1,
+        };
+        let (mut state, replayed) = StateDir::open_controller(dir.path(), true).unwrap();
+        assert!(replayed.is_empty());
+        let (a, b) = (state.volume_path("vol-a"), state.volume_path("vol-b"));
+        state.write(&a, &record("one")).unwrap();
+        state.write(&b, &record("bee")).unwrap();
+        state.write(&a, &record("two")).unwrap();
+        state.remove(&b).unwrap();
+        // The power goes: the journal was flushed, the record files were not.
+        state.journal.take().unwrap().lose_power();
+        drop(state);
+        fs::remove_file(&a).unwrap();
+        fs::write(&b, b"{\"stale\"").unwrap();
+
+        let (state, replayed) = StateDir::open_controller(dir.path(), true).unwrap();
+        assert_eq!(replayed, vec!["vol-a".to_string(), "vol-b".to_string()]);
+        assert_eq!(state.read::<NodeRecord>(&a).unwrap(), Some(record("two")));
+        assert!(!b.exists());
+        drop(state);
+        let (_state, replayed) = StateDir::open_controller(dir.path(), true).unwrap();
+        assert!(replayed.is_empty(), "the replay was checkpointed");
     }
 
     #[test]

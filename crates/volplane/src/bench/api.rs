@@ -254,7 +254,7 @@ pub async fn measure(target: &Target, params: &Params) -> anyhow::Result<ApiResu
     let (watch_from_send, watch_after_answer, events_before_answer) =
         delivery_latencies(&received, &sent, &answered);
     let watch_from_commit = match commit_clock {
-        Some(clock) => Some(clock.latencies(&received).await?),
+        Some(clock) => Some(since(&received, &clock.finish().await?)),
         None => None,
     };
     drop(received);
@@ -602,46 +602,48 @@ impl CommitClock {
         Ok(CommitClock { committed, task })
     }
 
-    /// Commit → arrival over every (watcher, claim) pair.
-    async fn latencies(self, received: &[Vec<u64>]) -> anyhow::Result<Latencies> {
+    /// When each claim committed, once the store's watch has seen them all.
+    async fn finish(self) -> anyhow::Result<Vec<u64>> {
         tokio::time::timeout(WATCH_DRAIN_TIMEOUT, self.task)
             .await
             .context("the store's watch did not see every create")?
             .context("the store watch task failed")??;
-        let mut delays = Vec::with_capacity(received.iter().map(Vec::len).sum());
-        for watcher in received {
-            for (index, &arrived) in watcher.iter().enumerate() {
-                let committed = self.committed[index].load(Ordering::Relaxed);
-                delays.push(arrived.saturating_sub(committed));
-            }
-        }
-        Ok(Latencies::from_nanos(delays))
+        Ok(self
+            .committed
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect())
     }
 }
 
-/// Delivery latencies over every (watcher, claim) pair: from the create being sent, and from
-/// its answer (0 when the event came first, which is counted too).
+/// Arrival minus `start[claim]` over every (watcher, claim) pair; 0 when the event arrived
+/// first, which is counted too.
+fn since(received: &[Vec<u64>], start: &[u64]) -> Latencies {
+    let pairs = received
+        .iter()
+        .flat_map(|watcher| watcher.iter().zip(start));
+    Latencies::from_nanos(
+        pairs
+            .map(|(&arrived, &at)| arrived.saturating_sub(at))
+            .collect(),
+    )
+}
+
+/// Delivery latencies over every (watcher, claim) pair: from the create being sent, from its
+/// answer, and how many events reached their watcher before the answer reached its client.
 fn delivery_latencies(
     received: &[Vec<u64>],
     sent: &[u64],
     answered: &[u64],
 ) -> (Latencies, Latencies, usize) {
-    let pairs = received.iter().map(Vec::len).sum();
-    let mut from_send = Vec::with_capacity(pairs);
-    let mut after_answer = Vec::with_capacity(pairs);
-    let mut before_answer = 0;
-    for watcher in received {
-        for (index, &arrived) in watcher.iter().enumerate() {
-            from_send.push(arrived.saturating_sub(sent[index]));
-            if arrived < answered[index] {
-                before_answer += 1;
-            }
-            after_answer.push(arrived.saturating_sub(answered[index]));
-        }
-    }
+    let before_answer = received
+        .iter()
+        .flat_map(|watcher| watcher.iter().zip(answered))
+        .filter(|(arrived, answer)| arrived < answer)
+        .count();
     (
-        Latencies::from_nanos(from_send),
-        Latencies::from_nanos(after_answer),
+        since(received, sent),
+        since(received, answered),
         before_answer,
     )
 }

@@ -113,18 +113,22 @@ impl Report {
         self.store.starts_with("etcd")
     }
 
+    /// `creates_per_second` ÷ the raw group-commit rate of the same run.
+    fn of_baseline(&self, creates_per_second: f64) -> Option<f64> {
+        let baseline = self.baseline.as_ref()?;
+        Some(creates_per_second / baseline.group.puts_per_second.max(f64::EPSILON))
+    }
+
     /// Creates/s ÷ the raw group-commit rate of the same run.
     fn ratio(&self) -> Option<f64> {
-        let (api, baseline) = (self.api.as_ref()?, self.baseline.as_ref()?);
-        Some(api.creates_per_second / baseline.group.puts_per_second.max(f64::EPSILON))
+        self.of_baseline(self.api.as_ref()?.creates_per_second)
     }
 
     /// Creates/s with no watcher attached ÷ the raw group-commit rate: the ceiling of
     /// [`Report::ratio`] whatever the fan-out costs.
     fn quiet_ratio(&self) -> Option<f64> {
-        let (api, baseline) = (self.api.as_ref()?, self.baseline.as_ref()?);
-        let quiet = api.without_watchers.as_ref()?;
-        Some(quiet.creates_per_second / baseline.group.puts_per_second.max(f64::EPSILON))
+        let quiet = self.api.as_ref()?.without_watchers.as_ref()?;
+        self.of_baseline(quiet.creates_per_second)
     }
 
     /// Wall time the watchers added per delivered event: the difference of the two phases'
