@@ -111,6 +111,9 @@ pub struct BenchReport {
     /// Latency of an RPC that does no work (NodeGetCapabilities): the cost
     /// of the gRPC round trip over the unix socket.
     pub round_trip: StepStats,
+    /// What one flush costs on the state directory's filesystem, three ways
+    /// (see [`flush_probe`]).
+    pub flushes: Vec<(&'static str, StepStats)>,
     /// The workloads.
     pub workloads: Vec<Workload>,
 }
@@ -198,10 +201,12 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<BenchReport> {
     let mut bench = Bench::start(&dir, &options)?;
     let result = async {
         let round_trip = bench.round_trip(1000).await?;
+        let flushes = flush_probe(&bench.floor_dir(), 200)?;
         let workloads = bench.all(&options).await?;
         anyhow::Ok(BenchReport {
             sync_state: options.sync_state,
             round_trip,
+            flushes,
             workloads,
         })
     }
@@ -570,6 +575,53 @@ impl Bench {
     }
 }
 
+/// What making one small record durable costs on the filesystem of `dir`,
+/// `n` times each: the state journal's way (overwrite a block of a
+/// preallocated file, fdatasync), and the POSIX way for a new record (write
+/// beside, fdatasync, rename, fsync the directory) and for a removal
+/// (unlink, fsync the directory).
+pub fn flush_probe(dir: &Path, n: usize) -> std::io::Result<Vec<(&'static str, StepStats)>> {
+    use std::os::unix::fs::FileExt;
+    let dir = dir.join("flush-probe");
+    fs::create_dir_all(&dir)?;
+    let directory = fs::File::open(&dir)?;
+    let record = vec![b'r'; 700];
+    let journal = fs::File::create(dir.join("journal"))?;
+    journal.write_all_at(&vec![0u8; n * 4096], 0)?;
+    journal.sync_all()?;
+    let mut append = StepStats::default();
+    let mut create = StepStats::default();
+    let mut remove = StepStats::default();
+    for i in 0..n {
+        let started = Instant::now();
+        journal.write_all_at(&record, (i * 4096) as u64)?;
+        journal.sync_data()?;
+        append.push(started.elapsed());
+
+        let (beside, path) = (dir.join(format!("{i}.tmp")), dir.join(format!("{i}.json")));
+        let started = Instant::now();
+        fs::write(&beside, &record)?;
+        fs::File::open(&beside)?.sync_data()?;
+        fs::rename(&beside, &path)?;
+        directory.sync_all()?;
+        create.push(started.elapsed());
+
+        let started = Instant::now();
+        fs::remove_file(&path)?;
+        directory.sync_all()?;
+        remove.push(started.elapsed());
+    }
+    fs::remove_dir_all(&dir)?;
+    Ok(vec![
+        ("journal append (overwrite + fdatasync)", append),
+        (
+            "new record file (write, fdatasync, rename, fsync dir)",
+            create,
+        ),
+        ("record removal (unlink, fsync dir)", remove),
+    ])
+}
+
 fn write_mib(target: &Path, block: bool) -> anyhow::Result<()> {
     write_data(target, block, MIB)
 }
@@ -642,6 +694,17 @@ impl fmt::Display for BenchReport {
             self.round_trip.quantile_ms(0.5),
             self.round_trip.quantile_ms(0.99)
         )?;
+        for (what, stats) in &self.flushes {
+            writeln!(
+                f,
+                "durable write on the state directory's filesystem, {what}: p50 {:.3} ms, p99 {:.3} ms",
+                stats.quantile_ms(0.5),
+                stats.quantile_ms(0.99)
+            )?;
+        }
+        if !self.flushes.is_empty() {
+            writeln!(f)?;
+        }
         writeln!(
             f,
             "| workload | driver ops/s | floor ops/s | driver / floor |"
@@ -673,5 +736,25 @@ impl fmt::Display for BenchReport {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flush_probe_times_each_way_and_leaves_nothing_behind() {
+        let dir = tempfile::Builder::new()
+            .prefix("vp-flush-probe")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let flushes = flush_probe(dir.path(), 3).unwrap();
+        assert_eq!(flushes.len(), 3);
+        for (what, stats) in &flushes {
+            assert_eq!(stats.samples.len(), 3, "{what}");
+            assert!(stats.quantile_ms(0.5) > 0.0, "{what}");
+        }
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

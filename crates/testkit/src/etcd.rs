@@ -67,6 +67,11 @@ impl EtcdServer {
         Err(format!("etcd did not start: {last_failure}"))
     }
 
+    /// The etcd process's pid, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
     /// `etcd://127.0.0.1:PORT`, as volplane's `--store` takes it.
     pub fn url(&self) -> String {
         format!("etcd://127.0.0.1:{}", self.client_port)

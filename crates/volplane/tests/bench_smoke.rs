@@ -73,6 +73,14 @@ fn bench_api_small_run_reports_every_figure() {
         ) > 0.0
     );
     assert!(stdout.contains("api: watch fan-out:"), "{stdout}");
+    assert!(figure(&stdout, "api: during the creates:", "CPU of this process") > 0.0);
+    assert!(
+        figure(
+            &stdout,
+            "api: during the creates:",
+            "VmRSS after the creates"
+        ) > 0.0
+    );
     assert!(figure(&stdout, "api: list JSON:", "request(s):") > 0.0);
     assert!(figure(&stdout, "api: list Table:", "request(s):") > 0.0);
     assert!(figure(&stdout, "api: list Table, pages of 500", "request(s):") > 0.0);

@@ -16,7 +16,7 @@ use volplane_store::redb_store::{CommitStats, RedbStore};
 use volplane_store::{Store, WatchEvent};
 
 use super::http_client::{Cluster, Connection};
-use super::report::ProcessMemory;
+use super::report::{Memory, ProcessMemory, cpu_time};
 use super::{Latencies, StoreKind, baseline, claims};
 
 /// How long watchers get, after the last create was answered, to deliver the last events.
@@ -121,6 +121,33 @@ pub struct Params {
     pub watch_http2: bool,
     /// Names this run's namespace and claims.
     pub run: String,
+    /// The store's own process (a spawned etcd), whose CPU time the create phase is charged.
+    pub store_pid: Option<u32>,
+}
+
+/// CPU time used during the create phase (100 watchers attached), by this process (with an
+/// in-process server: server and benchmark clients together) and by the store's process.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CreateCpu {
+    pub this_process: Option<Duration>,
+    pub store_process: Option<Duration>,
+}
+
+impl CreateCpu {
+    fn now(store_pid: Option<u32>) -> CreateCpu {
+        CreateCpu {
+            this_process: cpu_time("self"),
+            store_process: store_pid.and_then(|pid| cpu_time(&pid.to_string())),
+        }
+    }
+
+    fn since(self, start: CreateCpu) -> CreateCpu {
+        let spent = |a: Option<Duration>, b: Option<Duration>| Some(a?.saturating_sub(b?));
+        CreateCpu {
+            this_process: spent(self.this_process, start.this_process),
+            store_process: spent(self.store_process, start.store_process),
+        }
+    }
 }
 
 /// What the API measurement found.
@@ -150,6 +177,10 @@ pub struct ApiResult {
     pub commits: Option<CommitStats>,
     /// This process's memory before and after (in-process server only).
     pub memory: Option<ProcessMemory>,
+    /// This process's memory right after the create phase, before the lists.
+    pub memory_after_creates: Option<Memory>,
+    /// CPU time of the create phase.
+    pub create_cpu: CreateCpu,
 }
 
 /// One timed list of all the run's PVCs.
@@ -225,8 +256,11 @@ pub async fn measure(target: &Target, params: &Params) -> anyhow::Result<ApiResu
     };
     let metrics_before = server_metrics(&mut control).await;
     let commits_before = target.commit_stats();
+    let cpu_before = CreateCpu::now(params.store_pid);
     let (creates, create_elapsed, sent, answered) =
         create_claims(cluster, &namespace, params, epoch).await?;
+    let create_cpu = CreateCpu::now(params.store_pid).since(cpu_before);
+    let memory_after_creates = target.is_in_process().then(Memory::of_self).flatten();
     let metrics_after = server_metrics(&mut control).await;
     let commits = match (commits_before, target.commit_stats()) {
         (Some(before), Some(after)) => Some(CommitStats {
@@ -290,6 +324,8 @@ pub async fn measure(target: &Target, params: &Params) -> anyhow::Result<ApiResu
         },
         commits,
         memory: None,
+        memory_after_creates,
+        create_cpu,
     })
 }
 

@@ -153,6 +153,7 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
         watchers: args.watchers,
         watch_http2: args.watch_http2,
         run: run.clone(),
+        store_pid: spawned_etcd.as_ref().and_then(|etcd| etcd.pid()),
     };
     let mut api_result = api::measure(&target, &params).await?;
     if target.is_in_process() {
