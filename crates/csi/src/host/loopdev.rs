@@ -117,9 +117,31 @@ pub fn bound_loop_devices() -> io::Result<Vec<(PathBuf, PathBuf)>> {
                 PathBuf::from(format!("/dev/{name}")),
                 PathBuf::from(backing.trim_end_matches('\n')),
             )),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) if unbound(&e) => {}
             Err(e) => return Err(e),
         }
     }
     Ok(bound)
+}
+
+/// Whether reading a loop device's `backing_file` failed because the device
+/// is not bound: the file is absent when it never was, and reading it fails
+/// with ENXIO or ENODEV while another process detaches it under our scan.
+fn unbound(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound
+        || matches!(e.raw_os_error(), Some(libc::ENXIO | libc::ENODEV))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_detached_during_the_scan_counts_as_unbound() {
+        assert!(unbound(&io::Error::from_raw_os_error(libc::ENODEV)));
+        assert!(unbound(&io::Error::from_raw_os_error(libc::ENXIO)));
+        assert!(unbound(&io::ErrorKind::NotFound.into()));
+        assert!(!unbound(&io::Error::from_raw_os_error(libc::EIO)));
+        assert!(!unbound(&io::Error::from_raw_os_error(libc::EACCES)));
+    }
 }
